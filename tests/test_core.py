@@ -1,0 +1,127 @@
+"The exported `midl.core` API: the interpolation equation, top-k counts, gradients, variants, schedules, stats, errors."
+import pytest, torch
+from torch import nn
+import midl
+from midl.core import MIDLayer, MIDChannels, TopKSchedule, resolve_top_k, tracking, anr, midl_layers
+from midl.math import midl_grads, MIDL_PARAM_NAMES
+
+def test_issue_example_and_package_exports():
+    y = MIDLayer(64, 32)(torch.randn(8, 64))
+    assert y.shape == (8, 64) and midl.MIDLayer is MIDLayer
+
+def test_eval_output_is_appendix_a_equation():
+    torch.manual_seed(0)
+    l = MIDLayer(64, 32).eval()
+    x = torch.randn(8, 64)
+    alpha = torch.sigmoid(l.alpha_proj(x))
+    mask = torch.zeros_like(alpha).scatter_(-1, alpha.topk(32, dim=-1).indices, 1.0)
+    a = alpha * mask
+    torch.testing.assert_close(l(x), a * l.f1(x) + (1 - a) * l.f2(x))
+
+@pytest.mark.parametrize('top_k,k', [(5, 5), (0.25, 5), (1.0, 20), (1, 1)])
+def test_exactly_k_active_per_row(top_k, k):
+    l = MIDLayer(20, top_k).eval()
+    ah = l.gate(torch.randn(3, 4, 20))
+    assert l.k == k and (ah.gt(0).sum(-1) == k).all()
+
+@pytest.mark.parametrize('ste', ['masked', 'identity'])
+def test_gradients_equal_hand_derivation(ste):
+    torch.manual_seed(0)
+    l = MIDLayer(6, 4, out_dim=9, ste=ste, alpha_dropout=0.).double()
+    params = [l.f1.weight, l.f1.bias, l.f2.weight, l.f2.bias, l.alpha_proj.weight, l.alpha_proj.bias]
+    x = torch.randn(7, 6, dtype=torch.float64, requires_grad=True); G = torch.randn(7, 9, dtype=torch.float64)
+    auto = torch.autograd.grad(l(x), [x] + params, grad_outputs=G)
+    ours = midl_grads(x.detach(), *[p.detach() for p in params], 4, G, ste=ste)
+    for name, a in zip(('x',) + MIDL_PARAM_NAMES, auto): torch.testing.assert_close(a, ours[name])
+
+def test_gate_gradient_reaches_only_selected_alpha_rows():
+    torch.manual_seed(0)
+    l = MIDLayer(8, 2, alpha_dropout=0.)
+    x = torch.randn(1, 8)
+    l(x).sum().backward()
+    g = l.alpha_proj.bias.grad
+    assert (g != 0).sum() == 2                         # one sample: only its two selected gates learn
+
+@pytest.mark.parametrize('variant', ['appendix_a', 'section_4_4'])
+def test_variants_shapes_gradcheck_and_all_params_learn(variant):
+    torch.manual_seed(0)
+    l = MIDLayer(10, 0.5, out_dim=6, variant=variant, alpha_dropout=0.).double()
+    assert torch.autograd.gradcheck(l, [torch.randn(4, 10, dtype=torch.float64, requires_grad=True)])
+    l(torch.randn(32, 10, dtype=torch.float64)).pow(2).sum().backward()
+    assert all(p.grad is not None and p.grad.abs().sum() > 0 for p in l.parameters())
+
+def test_section_4_4_structure():
+    l = MIDLayer(64, 0.5, out_dim=32, variant='section_4_4')
+    lin1 = [m for m in l.f1 if isinstance(m, nn.Linear)]
+    assert [m.weight.shape for m in lin1] == [(32, 64), (32, 32)]          # 64 -> r=32 -> 32, no activation
+    assert [type(m) for m in l.f2] == [nn.Linear, nn.ReLU, nn.Linear]
+    assert MIDLayer(64, 0.5, variant='section_4_4', rank=8).f1[0].out_features == 8
+
+def test_alpha_dropout_only_in_training():
+    torch.manual_seed(0)
+    l = MIDLayer(32, 16, alpha_dropout=0.5)
+    x = torch.randn(64, 32)
+    assert l.train().gate(x).gt(0).sum(-1).float().mean() < 12
+    assert (l.eval().gate(x).gt(0).sum(-1) == 16).all()
+    assert (MIDLayer(32, 16, alpha_dropout=0.).train().gate(x).gt(0).sum(-1) == 16).all()
+
+def test_conv_wrapper_pool_and_pixel():
+    torch.manual_seed(0)
+    x = torch.randn(2, 8, 5, 5)
+    mc = MIDChannels(8, 2, out_channels=6, alpha_dropout=0.).eval()
+    y = mc(x)
+    assert y.shape == (2, 6, 5, 5)
+    ah = mc.mid.gate(x.mean((2, 3)))[:, None, None]
+    xl = x.movedim(1, -1)
+    torch.testing.assert_close(y, (ah * mc.mid.f1(xl) + (1 - ah) * mc.mid.f2(xl)).movedim(-1, 1))
+    mp = MIDChannels(8, 2, gate='pixel').eval()
+    torch.testing.assert_close(mp(x), mp.mid(xl).movedim(-1, 1))
+    with pytest.raises(ValueError, match=r'\(B, C, H, W\)'): mc(torch.randn(2, 8))
+
+def test_schedule_values_and_layer_stepping():
+    s = TopKSchedule(1.0, 0.5, steps=100)
+    assert [s(0), s(50), s(100), s(500)] == [1.0, 0.75, 0.5, 0.5]
+    assert TopKSchedule(64, 32, steps=10, warmup=5)(10) == 48
+    l = MIDLayer(20, TopKSchedule(1.0, 0.5, steps=4)).train()
+    ks = []
+    for _ in range(6): ks.append(l.k); l(torch.randn(2, 20))
+    assert ks == [20, 18, 15, 13, 10, 10]
+    l.eval(); l(torch.randn(2, 20)); assert int(l.step) == 6
+    sd = l.state_dict(); l2 = MIDLayer(20, TopKSchedule(1.0, 0.5, steps=4)); l2.load_state_dict(sd)
+    assert l2.k == 10                                   # schedule position survives save/load
+
+def test_stats_anr_and_selection_counts():
+    net = nn.Sequential(MIDLayer(12, 3), nn.ReLU(), MIDLayer(12, 0.5, out_dim=6)).eval()
+    with tracking(net) as ls:
+        net(torch.randn(10, 12)); net(torch.randn(5, 12))
+    assert [l.stats()['rows'] for l in ls] == [15, 15]
+    assert ls[0].stats()['anr'] == pytest.approx(0.25) and ls[1].stats()['anr'] == pytest.approx(0.5)
+    assert ls[0].stats()['selection_freq'].sum().item() == pytest.approx(3.0)
+    assert anr(net) == pytest.approx(90 / 270)
+    assert len(midl_layers(net)) == 2 and not ls[0].track_stats
+    net(torch.randn(4, 12)); assert ls[0].stats()['rows'] == 15      # off: nothing counted
+
+def test_stats_count_dropout_as_inactive():
+    torch.manual_seed(0)
+    l = MIDLayer(40, 20, alpha_dropout=0.5, track_stats=True).train()
+    l(torch.randn(500, 40))
+    assert 0.2 < l.stats()['anr'] < 0.3                 # about half of k/d = 0.5 survives dropout
+    assert l.stats()['selection_freq'].sum().item() == pytest.approx(20.0)   # selection counted before dropout
+
+@pytest.mark.parametrize('args,match', [((64, 0), r'\[1, 64\]'), ((64, 65), r'\[1, 64\]'), ((64, 1.5), r'\(0, 1\]'),
+                                        ((64, 0.0), r'\(0, 1\]'), ((64, -3), r'\[1, 64\]')])
+def test_bad_top_k_raises_value_error(args, match):
+    with pytest.raises(ValueError, match=match): MIDLayer(*args)
+
+def test_bad_schedule_and_options():
+    with pytest.raises(ValueError, match=r'\[1, 64\]'): MIDLayer(64, TopKSchedule(100, 32, steps=5))
+    with pytest.raises(TypeError, match='both'): TopKSchedule(64, 0.5, 10)
+    with pytest.raises(TypeError, match='int count'): resolve_top_k('half', 8)
+    with pytest.raises(ValueError, match='appendix_a'): MIDLayer(8, 2, variant='lowrank')
+    with pytest.raises(ValueError, match='masked'): MIDLayer(8, 2, ste='soft')
+
+def test_bad_inputs():
+    l = MIDLayer(64, 32)
+    with pytest.raises(ValueError, match='be 64.*got 32'): l(torch.randn(8, 32))
+    with pytest.raises(TypeError, match='floating-point'): l(torch.ones(8, 64, dtype=torch.long))
+    with pytest.raises(TypeError, match='torch.Tensor'): l([[0.0] * 64])
