@@ -1,0 +1,49 @@
+"Training loop: determinism, learning, annealing, auxiliary losses, configuration errors."
+import pytest, torch
+from torch import nn
+from torch.utils.data import TensorDataset
+from midl.core import MIDLayer, midl_layers
+from midl.train import TrainConfig, fit, evaluate, aux_loss, get_device
+
+def toy(n=400, seed=0):
+    g = torch.Generator().manual_seed(seed)
+    X = torch.randn(n, 10, generator=g)
+    return TensorDataset(X, (X[:, 0] > 0).long() + (X[:, 1] > 0.5).long())
+
+def net(seed=0):
+    torch.manual_seed(seed)
+    return nn.Sequential(MIDLayer(10, 0.5, out_dim=32), nn.ReLU(), nn.Linear(32, 3))
+
+CFG = TrainConfig(epochs=3, batch_size=32, lr=1e-2, progress=False)
+
+def test_same_seed_same_metrics():
+    _, h1 = fit(net(), toy(), toy(200, 1), CFG)
+    _, h2 = fit(net(), toy(), toy(200, 1), CFG)
+    assert h1 == [dict(r, time_s=h1[i]['time_s']) for i, r in enumerate(h2)]
+    _, h3 = fit(net(), toy(), toy(200, 1), CFG, seed=3)
+    assert h3[-1]['train_loss'] != h1[-1]['train_loss']
+
+def test_learns_and_evaluates():
+    m, h = fit(net(), toy(), config=CFG, epochs=5)
+    r = evaluate(m, toy(200, 1))
+    assert h[-1]['train_loss'] < h[0]['train_loss'] and r['accuracy'] > 0.8 and r['anr'] == pytest.approx(0.5)
+    assert set(r) >= {'loss', 'accuracy', 'f1_macro', 'ece', 'brier', 'brier_mean', 'anr'}
+
+def test_anneal_top_k_reaches_end():
+    m, h = fit(net(), toy(), config=CFG, anneal_top_k=(1.0, 0.25))
+    assert h[0]['k'] > h[-1]['k'] == 8 and midl_layers(m)[0].k == 8
+
+def test_aux_loss_is_optimised():
+    class L2(nn.Linear):
+        def aux_loss(self): return 10 * self.weight.pow(2).sum()
+    torch.manual_seed(0); m = nn.Sequential(L2(10, 3))
+    before = m[0].weight.norm().item()
+    fit(m, toy(), config=CFG, lr=1e-2)
+    assert m[0].weight.norm().item() < before and aux_loss(m).item() > 0
+    assert aux_loss(nn.Linear(2, 2)).item() == 0
+
+def test_config_errors():
+    with pytest.raises(ValueError, match="'adam' or 'sgd'"): TrainConfig(optimizer='rmsprop')
+    with pytest.raises(ValueError, match='epochs >= 1'): TrainConfig(epochs=0)
+    if not torch.cuda.is_available():
+        with pytest.raises(RuntimeError, match="device='cpu'"): get_device('cuda')
