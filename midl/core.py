@@ -6,13 +6,13 @@
 from __future__ import annotations
 import math, numbers
 from contextlib import contextmanager
+from fastcore.basics import patch
 import torch
 from torch import nn
 from .math import topk_mask
 
 # %% auto 0
-__all__ = ['VARIANTS', 'resolve_top_k', 'TopKSchedule', 'make_paths', 'MIDLayer', 'reset_stats', 'k', 'set_step', 'gate', 'mix',
-           'forward', 'stats', 'extra_repr', 'midl_layers', 'tracking', 'anr', 'MIDChannels']
+__all__ = ['VARIANTS', 'resolve_top_k', 'TopKSchedule', 'make_paths', 'MIDLayer', 'midl_layers', 'tracking', 'anr', 'MIDChannels']
 
 # %% ../nbs/01_core.ipynb 6
 def resolve_top_k(top_k, d):
@@ -102,27 +102,27 @@ class MIDLayer(nn.Module):
         self.reset_stats()
 
 # %% ../nbs/01_core.ipynb 21
+@patch
 @torch.no_grad()
 def reset_stats(self:MIDLayer):
     "Zero the ANR and selection counters."
     self.sel_count = torch.zeros(self.out_features, dtype=torch.long, device=self.step.device)
     self.n_rows = torch.zeros((), dtype=torch.long, device=self.step.device)
     self.n_active = torch.zeros((), dtype=torch.long, device=self.step.device)
-MIDLayer.reset_stats = reset_stats
 
-@property
+@patch(as_prop=True)
 def k(self:MIDLayer):
     "The number of neurons kept per row at the current step."
     v = self.schedule(int(self.step)) if self.schedule else self.top_k
     return resolve_top_k(v, self.out_features)
-MIDLayer.k = k
 
+@patch
 def set_step(self:MIDLayer, step:int):
     "Move a `TopKSchedule` to training step `step`."
     self.step.fill_(step)
-MIDLayer.set_step = set_step
 
 # %% ../nbs/01_core.ipynb 23
+@patch
 def _check_input(self:MIDLayer, x):
     if not isinstance(x, torch.Tensor): raise TypeError(f"MIDLayer expects a torch.Tensor, got {type(x).__name__}")
     if not x.is_floating_point():
@@ -130,55 +130,64 @@ def _check_input(self:MIDLayer, x):
     if x.ndim == 0 or x.shape[-1] != self.in_features:
         raise ValueError(f"MIDLayer expects the last dimension of the input to be {self.in_features} (its in "
                          f"features), got {x.shape[-1] if x.ndim else 'a scalar'} (input shape {tuple(x.shape)})")
-MIDLayer._check_input = _check_input
 
 # %% ../nbs/01_core.ipynb 25
-def gate(self:MIDLayer, x):
-    "$\\hat\\alpha$ for input `x` (..., in features): sigmoid gate, top-k mask, gradient rule `ste`, dropout."
-    self._check_input(x)
+@patch
+def _ste(self:MIDLayer, alpha, m):
+    "$\\alpha\\odot M$ with the gradient rule `self.ste`: 'masked' (to the top-k only) or 'identity' (to every entry)."
+    if self.ste == 'masked': return alpha * m                    # alpha_hat = alpha ⊙ M (grad to top-k only)
+    return alpha + (alpha * m - alpha).detach()                  # same value, gradient to every alpha
+
+@patch
+def select(self:MIDLayer, x):
+    "`(alpha_hat, mask)` before dropout: sigmoid gate, top-k mask $M$, gradient rule."
     alpha = torch.sigmoid(self.alpha_proj(x))                    # alpha = sigma(W_alpha x + b_alpha)
     m = topk_mask(alpha.detach(), self.k)                        # M_topk(alpha): k ones per row
-    if self.ste == 'masked': ah = alpha * m                      # alpha_hat = alpha ⊙ M (grad to top-k only)
-    else: ah = alpha + (alpha * m - alpha).detach()              # same value, gradient to every alpha
+    return self._ste(alpha, m), m
+
+@patch
+def gate(self:MIDLayer, x):
+    "$\\hat\\alpha$ for input `x` (..., in features): `select`, then dropout, statistics and the schedule step."
+    self._check_input(x)
+    ah, m = self.select(x)
     ah = self.alpha_drop(ah)                                     # dropout on alpha_hat (training only)
     if self.track_stats: self._record(m, ah)
     if self.training and self.schedule: self.step += 1
     return ah
-MIDLayer.gate = gate
 
+@patch
 def mix(self:MIDLayer, alpha_hat, f1x, f2x):
     "The interpolation $\\hat\\alpha\\odot f_1(x) + (1-\\hat\\alpha)\\odot f_2(x)$."
     return alpha_hat * f1x + (1 - alpha_hat) * f2x
-MIDLayer.mix = mix
 
+@patch
 def forward(self:MIDLayer, x):
     ah = self.gate(x)
     return self.mix(ah, self.f1(x), self.f2(x))
-MIDLayer.forward = forward
 
 # %% ../nbs/01_core.ipynb 26
+@patch
 @torch.no_grad()
 def _record(self:MIDLayer, m, ah):
     m, ah = m.reshape(-1, self.out_features), ah.reshape(-1, self.out_features)
     self.sel_count += m.sum(0).long()                            # times each neuron was in the top k
     self.n_rows += m.shape[0]
     self.n_active += (ah > self.anr_threshold).sum()             # open gates after dropout
-MIDLayer._record = _record
 
+@patch
 def stats(self:MIDLayer):
     "ANR and per-neuron selection frequency over the rows seen since `reset_stats`."
     n = max(int(self.n_rows), 1)
     return dict(anr=int(self.n_active) / (n * self.out_features), rows=int(self.n_rows),
                 selection_freq=self.sel_count.double().cpu() / n)
-MIDLayer.stats = stats
 
+@patch
 def extra_repr(self:MIDLayer):
     top = self.schedule if self.schedule else self.top_k
     return (f"{self.in_features} -> {self.out_features}, top_k={top!r}, variant={self.variant!r}, "
             f"alpha_dropout={self.alpha_drop.p}, ste={self.ste!r}")
-MIDLayer.extra_repr = extra_repr
 
-# %% ../nbs/01_core.ipynb 52
+# %% ../nbs/01_core.ipynb 53
 def midl_layers(model:nn.Module):
     "All `MIDLayer`s inside `model` (including `model` itself), in module order."
     return [m for m in model.modules() if isinstance(m, MIDLayer)]
@@ -202,7 +211,7 @@ def anr(model:nn.Module):
     tot = sum(int(l.n_rows) * l.out_features for l in layers)
     return act / tot if tot else float('nan')
 
-# %% ../nbs/01_core.ipynb 59
+# %% ../nbs/01_core.ipynb 60
 class MIDChannels(nn.Module):
     "MID-L over the channels of (B, C, H, W) feature maps; `gate='pool'` picks k channels per sample, 'pixel' per position."
     gates = ('pool', 'pixel')

@@ -142,7 +142,7 @@ def robust_accuracy(model, test, spec, device, root=None):
             for c in names]
     return float(np.mean(accs))
 
-# %% ../nbs/07_experiment.ipynb 16
+# %% ../nbs/07_experiment.ipynb 18
 def result_path(results_dir, spec:RunSpec): return Path(results_dir)/f'{spec.key}.json'
 
 def _run_and_save(spec, results_dir, root, threads):
@@ -163,7 +163,7 @@ def sweep(specs, results_dir, workers:int=1, root=None, threads:int=None, progre
         print(f'run {s.key} failed:\n{e}', file=sys.stderr)
     if workers <= 1:
         for s in todo:
-            try: _run_and_save(s, results_dir, root, threads)
+            try: _run_and_save(s, results_dir, root, None)          # `threads` applies to worker processes only
             except Exception: failed(s, traceback.format_exc())
             bar.update()
     else:
@@ -182,7 +182,7 @@ def load_results(results_dir, tag:str=None):
     recs = [read_json(p) for p in sorted(Path(results_dir).glob('*.json'))]
     return [r for r in recs if tag is None or r['spec'].get('tag') == tag]
 
-# %% ../nbs/07_experiment.ipynb 18
+# %% ../nbs/07_experiment.ipynb 22
 def records_frame(records):
     "One row per record: spec fields, `layer_config` entries prefixed `cfg_`, and metrics."
     rows = []
@@ -207,7 +207,7 @@ def fmt_mean_std(mean, std, scale=100., digits=1):
     if pd.isna(mean): return 'not run'
     return f'{mean * scale:.{digits}f}' + ('' if pd.isna(std) else f' ± {std * scale:.{digits}f}')
 
-# %% ../nbs/07_experiment.ipynb 21
+# %% ../nbs/07_experiment.ipynb 25
 _T8 = """MNIST|MLP + Dropout|97.7|97.7|100.0|15.2|3.4|120|72.1
 MNIST|MID-L|97.8|97.8|41.2|8.5|2.1|90|83.9
 CIFAR-10|CNN + MLP|82.4|82.4|100.0|64.0|8.9|240|59.4
@@ -254,7 +254,7 @@ def paper_table(table:int):
     t = PAPER[PAPER.table == table]
     return t.pivot_table(index=['dataset', 'model'], columns='column', values='value', sort=False)
 
-# %% ../nbs/07_experiment.ipynb 24
+# %% ../nbs/07_experiment.ipynb 28
 def side_by_side(ours:pd.DataFrame, table:int):
     "Our table (index: (dataset, model); cells: strings or numbers) interleaved with the paper's Table `table`."
     paper = paper_table(table)

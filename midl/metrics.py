@@ -9,7 +9,7 @@ import numpy as np
 import torch
 from torch import nn
 from torch.utils.flop_counter import FlopCounterMode
-from .core import MIDLayer, midl_layers, tracking
+from .core import MIDLayer, midl_layers, tracking, anr
 
 # %% auto 0
 __all__ = ['accuracy', 'f1_macro', 'activation_stats', 'executed_flops', 'ideal_flops', 'latency', 'peak_memory_mb', 'ece',
@@ -41,10 +41,7 @@ def activation_stats(model:nn.Module, loader, device='cpu'):
         for xb, *_ in loader: model(xb.to(device))
     model.train(was)
     if not layers: return dict(anr=1.0, layers=[])
-    per = [l.stats() for l in layers]
-    act = sum(s['anr'] * s['rows'] * l.out_features for s, l in zip(per, layers))
-    tot = sum(s['rows'] * l.out_features for s, l in zip(per, layers))
-    return dict(anr=act / tot, layers=per)
+    return dict(anr=anr(model), layers=[l.stats() for l in layers])
 
 # %% ../nbs/05_metrics.ipynb 12
 def executed_flops(model:nn.Module, *inputs, by_module=False):

@@ -6,18 +6,21 @@
 from __future__ import annotations
 import argparse, os, sys, shutil, tempfile, time
 from pathlib import Path
+import numpy as np
 import pandas as pd
 import midl
 from .experiment import RunSpec, write_json_atomic
 
 # %% auto 0
-__all__ = ['SCALES', 'EPOCHS', 'EXPERIMENT_NOTEBOOKS', 'scale_settings', 'available_datasets', 'save_table', 'save_figure',
-           'find_nbs', 'run_notebook', 'reproduce', 'main']
+__all__ = ['SCALES', 'EPOCHS', 'DISPLAY', 'BASELINE', 'EXPERIMENT_NOTEBOOKS', 'scale_settings', 'available_datasets',
+           'save_table', 'save_figure', 'baseline_name', 'layer_pair', 'table8_specs', 'table2_specs', 'table3_specs',
+           'model_name', 'table_frame', 'metric', 'pair_key', 'paired_deltas', 'verdict', 'claim_row', 'find_nbs',
+           'run_notebook', 'reproduce', 'main']
 
 # %% ../nbs/08_reproduce.ipynb 6
 SCALES = dict(
     smoke=dict(seeds=(0,), n_train=512, n_test=512, epochs=1),
-    default=dict(seeds=(0, 1), n_train=4000, n_test=2000, epochs=None),
+    default=dict(seeds=(0, 1), n_train=2000, n_test=1000, epochs=None),
     full=dict(seeds=(0, 1, 2, 3, 4), n_train=None, n_test=None, epochs=None),
 )
 EPOCHS = dict(full=dict(digits=40, mnist=15, fashion_mnist=15, kmnist=15, adult=10, imdb=6, cifar10=20, cifar100=20, svhn=15),
@@ -57,7 +60,109 @@ def save_figure(fig, out_dir, name:str, dpi:int=120):
     return _atomic_write(Path(out_dir)/f'{name}.png', lambda p: fig.savefig(p, format='png', dpi=dpi, bbox_inches='tight'))
 
 # %% ../nbs/08_reproduce.ipynb 14
-EXPERIMENT_NOTEBOOKS = ()   # filled in by the experiment issues: ('10_table8.ipynb', ...)
+from dataclasses import replace
+DISPLAY = dict(digits='digits (8×8, scikit-learn)', mnist='MNIST', fashion_mnist='Fashion-MNIST', kmnist='KMNIST',
+               cifar10='CIFAR-10', cifar100='CIFAR-100', svhn='SVHN', adult='UCI Adult', imdb='IMDB')
+BASELINE = dict(cifar10='CNN + MLP', cifar100='CNN + MLP', svhn='CNN + MLP', imdb='LSTM + Dropout')
+
+def baseline_name(dataset:str): return BASELINE.get(dataset, 'MLP + Dropout')
+
+def layer_pair(top_k=0.5, variant='section_4_4', p=0.5, alpha_dropout=0.1):
+    "The two hidden-layer settings every main comparison uses: (dense with dropout `p`, MID-L)."
+    return [('dense', dict(p=p)), ('midl', dict(top_k=top_k, variant=variant, alpha_dropout=alpha_dropout))]
+
+def _specs(datasets, scale, tag, seeds=None, layers=None, device='cpu', **over):
+    out = []
+    for ds in datasets:
+        s = scale_settings(scale, ds)
+        for seed in (seeds or s['seeds']):
+            for layer, cfg in (layers or layer_pair()):
+                spec = RunSpec(dataset=ds, layer=layer, layer_config=cfg, seed=seed, epochs=s['epochs'],
+                               n_train=s['n_train'], n_test=s['n_test'], device=device, tag=tag)
+                out.append(replace(spec, **over))
+    return out
+
+def table8_specs(datasets, scale='default', seeds=None, layers=None, device='cpu', noise=0.2, corrupt=('cifar10',)):
+    "Table 8: clean and 20 %-noise runs of the baseline and MID-L per dataset; CIFAR-10 clean runs also on CIFAR-10-C."
+    clean = _specs(datasets, scale, 'table8', seeds, layers, device, latency_batch=1)
+    clean = [replace(s, corruption='all') if s.dataset in corrupt else s for s in clean]
+    return clean + [replace(s, label_noise=noise, corruption=None) for s in clean]
+
+# %% ../nbs/08_reproduce.ipynb 16
+def table2_specs(scale='default', seeds=None, layers=None, device='cpu', datasets=('mnist', 'cifar10', 'adult'),
+                 per_class=20, adult_total=1000, epochs=None):
+    "Table 2: 20 samples per class (MNIST, CIFAR-10) or 1000 in total (Adult); the full test set."
+    out = []
+    for ds in datasets:
+        size = dict(n_train=adult_total) if ds == 'adult' else dict(per_class=per_class)
+        e = epochs or (5 if scale == 'smoke' else 100)            # a few hundred optimiser steps on ~200 samples
+        out += [replace(s, n_train=size.get('n_train'), per_class=size.get('per_class'), epochs=e)
+                for s in _specs([ds], scale, 'table2', seeds, layers, device)]
+    return out
+
+def table3_specs(scale='default', seeds=None, layers=None, device='cpu', dataset='cifar10', noises=(0., 0.2, 0.4, 0.6)):
+    "Table 3: symmetric label noise at each rate; the clean runs are also evaluated on the generated CIFAR-10-C."
+    base = _specs([dataset], scale, 'table3', seeds, layers, device)
+    return [replace(s, label_noise=n, corruption='all' if n == 0 else None) for n in noises for s in base]
+
+# %% ../nbs/08_reproduce.ipynb 19
+def model_name(rec):
+    "The paper's row name for a record: MID-L, or the dataset's baseline."
+    return 'MID-L' if rec['spec']['layer'] == 'midl' else baseline_name(rec['spec']['dataset'])
+
+def _cell(values, scale=100., digits=1):
+    v = pd.Series([x for x in values if x is not None], dtype=float).dropna()
+    if not len(v): return 'not run'
+    return f'{v.mean() * scale:.{digits}f}' + (f' ± {v.std() * scale:.{digits}f}' if len(v) > 1 else '')
+
+def table_frame(records, columns:dict, where=lambda r: True, dataset_name=None):
+    "Rows (dataset, model); `columns` maps a column title to (record -> value, scale, digits)."
+    groups = {}
+    for r in records:
+        if not where(r): continue
+        ds = (dataset_name or DISPLAY.get)(r['spec']['dataset'])
+        groups.setdefault((ds, model_name(r)), []).append(r)
+    rows = {k: {c: _cell([f(r) for r in rs], sc, dg) for c, (f, sc, dg) in columns.items()} for k, rs in groups.items()}
+    for k, rs in groups.items():
+        rows[k]['data'] = rs[0].get('data', {}).get('description', '')
+        rows[k]['seeds'] = len(rs)
+    df = pd.DataFrame.from_dict(rows, orient='index')
+    if len(df): df.index = pd.MultiIndex.from_tuples(df.index, names=['dataset', 'model'])
+    return df
+
+def metric(name): return lambda r: r['metrics'].get(name)
+
+# %% ../nbs/08_reproduce.ipynb 22
+def pair_key(rec):
+    "Everything in a record's spec except the hidden layer: runs with equal keys form a comparison."
+    return tuple((k, str(v)) for k, v in sorted(rec['spec'].items()) if k not in ('layer', 'layer_config'))
+
+def paired_deltas(records, value, where=lambda r: True):
+    "Per-comparison differences `value(MID-L run) - value(baseline run)`, as a list (one per seed)."
+    by = {}
+    for r in records:
+        if where(r) and value(r) is not None: by.setdefault(pair_key(r), {})[r['spec']['layer']] = value(r)
+    return [d['midl'] - d['dense'] for d in by.values() if 'midl' in d and 'dense' in d]
+
+def verdict(deltas, paper_delta):
+    "The verdict for our per-seed differences `deltas` against the paper's difference `paper_delta` (rules above)."
+    if not deltas: return 'not run here'
+    m = float(np.mean(deltas))
+    if m == 0 or np.sign(m) != np.sign(paper_delta): return 'not reproduced'
+    if len(deltas) < 2: return 'direction reproduced, size differs'
+    s = float(np.std(deltas, ddof=1))
+    return 'reproduced within the spread' if m - 2 * s <= paper_delta <= m + 2 * s else 'direction reproduced, size differs'
+
+def claim_row(claim, deltas, paper_delta, scale=1., unit=''):
+    "One line of the verdict table."
+    m = np.mean(deltas) * scale if deltas else np.nan
+    s = np.std(deltas, ddof=1) * scale if len(deltas) > 1 else np.nan
+    ours = 'n/a' if not deltas else f'{m:+.2f}' + ('' if np.isnan(s) else f' ± {s:.2f}') + unit
+    return dict(claim=claim, ours=ours, paper=f'{paper_delta * scale:+.2f}{unit}', seeds=len(deltas),
+                verdict=verdict(deltas, paper_delta))
+
+# %% ../nbs/08_reproduce.ipynb 25
+EXPERIMENT_NOTEBOOKS = ('10_table8.ipynb', '11_table2.ipynb', '12_table3.ipynb', '19_report.ipynb')
 
 def find_nbs(nbs=None):
     "The notebooks folder: `nbs`, else the repository's `nbs/` next to the installed package."

@@ -12,11 +12,12 @@ from torch import nn
 import torch.nn.functional as F
 from torch.utils.data import DataLoader, Dataset
 from tqdm import tqdm
-from .core import TopKSchedule, midl_layers, tracking
+from .core import TopKSchedule, midl_layers, tracking, anr
+from .layers import collect_aux_loss
 from .metrics import accuracy, f1_macro, ece, brier_score
 
 # %% auto 0
-__all__ = ['TrainConfig', 'seed_everything', 'get_device', 'aux_loss', 'predict', 'evaluate', 'train_epoch', 'fit']
+__all__ = ['TrainConfig', 'seed_everything', 'get_device', 'predict', 'evaluate', 'train_epoch', 'fit']
 
 # %% ../nbs/06_train.ipynb 6
 @dataclass
@@ -60,13 +61,7 @@ def get_device(device:str='auto'):
         raise RuntimeError(f"device={device!r} was asked for but CUDA is not available here; use device='cpu' or 'auto'")
     return d
 
-# %% ../nbs/06_train.ipynb 11
-def aux_loss(model:nn.Module):
-    "Sum of `aux_loss()` over every module of `model` that defines one (0 when none does)."
-    terms = [m.aux_loss() for m in model.modules() if m is not model and callable(getattr(m, 'aux_loss', None))]
-    return sum(terms) if terms else torch.zeros(())
-
-# %% ../nbs/06_train.ipynb 14
+# %% ../nbs/06_train.ipynb 13
 def _loader(data, batch_size, shuffle=False, seed=0):
     if isinstance(data, DataLoader): return data
     g = torch.Generator().manual_seed(seed)
@@ -87,13 +82,12 @@ def evaluate(model:nn.Module, data, batch_size:int=512, device='cpu', n_classes:
     with tracking(model) as layers:
         probs, y = predict(model, data, batch_size, device)
     preds = probs.argmax(1)
-    act = sum(int(l.n_active) for l in layers); tot = sum(int(l.n_rows) * l.out_features for l in layers)
     return dict(loss=float(F.nll_loss(probs.clamp_min(1e-12).log(), y)), accuracy=accuracy(preds, y),
                 f1_macro=f1_macro(preds, y, n_classes or probs.shape[1]), ece=ece(probs, y),
                 brier=brier_score(probs, y), brier_mean=brier_score(probs, y, 'mean'),
-                anr=act / tot if tot else 1.0, n=len(y))
+                anr=anr(model) if layers else 1.0, n=len(y))   # no gating layer: every neuron active
 
-# %% ../nbs/06_train.ipynb 17
+# %% ../nbs/06_train.ipynb 16
 def _optimizer(model, cfg):
     if cfg.optimizer == 'adam': return torch.optim.Adam(model.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay)
     return torch.optim.SGD(model.parameters(), lr=cfg.lr, momentum=cfg.momentum, weight_decay=cfg.weight_decay)
@@ -108,7 +102,7 @@ def _install_annealing(model, cfg, total_steps):
         l.schedule = TopKSchedule(*cfg.anneal_top_k, steps=total_steps, mode=cfg.anneal_mode).validate(l.out_features)
         l.set_step(0)
 
-# %% ../nbs/06_train.ipynb 18
+# %% ../nbs/06_train.ipynb 17
 def train_epoch(model, loader, opt, cfg, device, sched=None):
     "One pass over `loader`; returns mean loss and accuracy over the samples seen."
     model.train()
@@ -116,13 +110,13 @@ def train_epoch(model, loader, opt, cfg, device, sched=None):
     for xb, yb, *_ in loader:
         xb, yb = xb.to(device), torch.as_tensor(yb).to(device)
         out = model(xb)
-        loss = F.cross_entropy(out, yb) + cfg.aux_weight * aux_loss(model)   # CE + lambda_aux * sum of aux losses
+        loss = F.cross_entropy(out, yb) + cfg.aux_weight * collect_aux_loss(model)   # CE + lambda_aux * sum of aux losses
         opt.zero_grad(set_to_none=True); loss.backward(); opt.step()
         if sched: sched.step()
         tot_loss += loss.item() * len(yb); correct += (out.argmax(1) == yb).sum().item(); n += len(yb)
     return tot_loss / n, correct / n
 
-# %% ../nbs/06_train.ipynb 19
+# %% ../nbs/06_train.ipynb 18
 def fit(model:nn.Module, train_data, valid_data=None, config:TrainConfig=None, **kwargs):
     "Train `model` on `train_data` (Dataset or DataLoader); returns `(model, history)`. `kwargs` override `config`."
     cfg = replace(config or TrainConfig(), **kwargs)

@@ -64,3 +64,18 @@ def test_paper_tables_as_data():
     ours = pd.DataFrame({'ANR (%)': ['50.0']}, index=pd.MultiIndex.from_tuples([('IMDB', 'MID-L')], names=['dataset', 'model']))
     sbs = side_by_side(ours, 8)
     assert sbs.loc[('IMDB', 'MID-L'), 'ANR (%) (paper)'] == 49.5 and sbs.loc[('MNIST', 'MID-L'), 'ANR (%) (ours)'] == 'not run'
+
+def test_run_is_deterministic_on_cpu():
+    spec = RunSpec(dataset='digits', layer='midl', layer_config=dict(top_k=0.5, variant='section_4_4'), epochs=2,
+                   label_noise=0.2, n_test=200)
+    r1, r2 = E.run(spec), E.run(spec)
+    assert r1['metrics']['accuracy'] == r2['metrics']['accuracy'] and r1['metrics']['flops'] == r2['metrics']['flops']
+    assert [h['train_loss'] for h in r1['history']] == [h['train_loss'] for h in r2['history']]
+    assert r1['metrics']['flops_ideal'] < r1['metrics']['flops'] and r1['metrics']['anr'] == 0.5
+    assert r1['data']['n_test'] == 200 and r1['env']['torch']
+
+def test_parallel_sweep_matches_serial(tmp_path):
+    specs = [RunSpec(dataset='digits', layer=l, epochs=1, n_train=200, n_test=100) for l in ('dense', 'midl')]
+    par = sweep(specs, tmp_path / 'par', workers=2, threads=1, progress=False)
+    ser = sweep(specs, tmp_path / 'ser', workers=1, threads=1, progress=False)
+    assert [r['metrics']['accuracy'] for r in par] == [r['metrics']['accuracy'] for r in ser]

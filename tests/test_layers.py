@@ -1,0 +1,221 @@
+"The exported `midl.layers` API: one interface for every hidden-layer kind, and each kind's defining property."
+import math, pytest, torch
+from torch import nn
+import torch.nn.functional as F
+from midl.core import MIDLayer, tracking, anr, midl_layers
+from midl.math import topk_mask
+from midl.layers import (LAYERS, make_layer, layer_options, collect_aux_loss, model_anr, hidden_blocks, load_balancing_loss,
+                         Dense, MIDBlock, ConcreteDropout, DyReLU, SwitchFFN, LoRAMoE, RandomTopK, FixedAlpha,
+                         F1Only, F2Only, GumbelGate)
+
+KINDS = list(LAYERS)
+GATING = ['midl', 'random_topk', 'fixed_alpha', 'gumbel', 'f1_only', 'f2_only']
+
+def test_registry_names():
+    assert set(KINDS) == {'dense', 'midl', 'concrete_dropout', 'dyrelu', 'switch', 'loramoe', 'random_topk',
+                          'fixed_alpha', 'f1_only', 'f2_only', 'gumbel'}
+
+def test_unknown_name_lists_valid_ones():
+    with pytest.raises(ValueError) as e: make_layer('moe', 4, 4)
+    for k in KINDS: assert k in str(e.value)
+
+def test_wrong_option_lists_accepted_ones():
+    with pytest.raises(TypeError, match="takes: p, bias"): make_layer('dense', 4, 4, top_k=0.5)
+    assert {'top_k', 'variant', 'alpha_dropout'} <= set(layer_options('fixed_alpha'))
+
+@pytest.mark.parametrize('name', KINDS)
+@pytest.mark.parametrize('shape', [(5, 12), (2, 3, 12)])
+def test_shapes_and_aux_scalar(name, shape):
+    torch.manual_seed(0)
+    b = make_layer(name, 12, 7)
+    y = b(torch.randn(*shape))
+    assert y.shape == shape[:-1] + (7,)
+    if name != 'dyrelu': assert (y >= 0).all()                     # ends with its ReLU (DyReLU's pieces may go negative)
+    assert b.aux_loss().shape == () and torch.isfinite(b.aux_loss())
+
+@pytest.mark.parametrize('name', KINDS)
+def test_gradients_reach_every_parameter(name):
+    torch.manual_seed(0)
+    b = make_layer(name, 10, 8)
+    opt = torch.optim.SGD(b.parameters(), lr=0.1)
+    x = torch.randn(64, 10)
+    for _ in range(2):                                             # LoRA's B = 0 start: A and the router learn from step 2
+        opt.zero_grad(); (b(x).pow(2).mean() + b.aux_loss()).backward(); opt.step()
+    for n, p in b.named_parameters():
+        assert p.grad is not None and torch.isfinite(p.grad).all() and p.grad.abs().sum() > 0, n
+
+@pytest.mark.parametrize('name', KINDS)
+def test_eval_is_deterministic(name):
+    torch.manual_seed(0)
+    b = make_layer(name, 10, 8).eval()
+    x = torch.randn(6, 10)
+    assert torch.equal(b(x), b(x))
+
+@pytest.mark.parametrize('name', ['dense', 'concrete_dropout', 'midl', 'random_topk', 'gumbel'])
+def test_training_is_stochastic(name):
+    torch.manual_seed(0)
+    b = make_layer(name, 10, 8).train()
+    x = torch.randn(6, 10)
+    assert not torch.equal(b(x), b(x))
+
+def test_dense_is_relu_then_dropout():
+    torch.manual_seed(0)
+    d, x = Dense(6, 5, p=0.25), torch.randn(50, 6)
+    y, a = d(x), F.relu(d.linear(x))
+    kept = y != 0
+    torch.testing.assert_close(y[kept], a[kept] / 0.75)
+    torch.testing.assert_close(d.eval()(x), a)
+
+def test_midl_block_is_midlayer_plus_relu():
+    torch.manual_seed(0)
+    for v in ('appendix_a', 'section_4_4'):
+        b = make_layer('midl', 8, 6, top_k=3, variant=v).eval()
+        assert isinstance(b, MIDLayer) and b.variant == v and b.k == 3
+        x = torch.randn(4, 8)
+        torch.testing.assert_close(b(x), F.relu(MIDLayer.forward(b, x)))
+
+def test_concrete_dropout_regulariser_equals_formula():
+    torch.manual_seed(0)
+    cd = ConcreteDropout(7, 3, weight_regulariser=1e-3, dropout_regulariser=1e-2, init_p=0.3)
+    p, W = 0.3, cd.linear.weight.detach()
+    expected = 1e-3 * (W ** 2).sum() / (1 - p) + 1e-2 * 7 * (p * math.log(p) + (1 - p) * math.log(1 - p))
+    torch.testing.assert_close(cd.aux_loss(), expected)
+    torch.testing.assert_close(cd.aux_loss(), cd.regulariser())
+
+def test_concrete_dropout_mask_and_rate():
+    torch.manual_seed(0)
+    cd, x = ConcreteDropout(6, 4, init_p=0.2), torch.randn(3, 6)
+    torch.manual_seed(5); y = cd(x)
+    torch.manual_seed(5); u = torch.rand_like(x)
+    z = torch.sigmoid((math.log(0.2 / 0.8) + torch.log(u) - torch.log(1 - u)) / 0.1)
+    torch.testing.assert_close(y, F.relu(cd.linear(x * (1 - z) / 0.8)), atol=1e-4, rtol=1e-4)
+    opt = torch.optim.SGD(cd.parameters(), lr=20.)
+    for _ in range(30):
+        opt.zero_grad(); (cd(torch.randn(32, 6)).mean() + cd.aux_loss()).backward(); opt.step()
+        assert 0 < cd.p.item() < 1
+    assert cd.p_logit.grad.abs() > 0                                  # the rate is learned
+    cd.eval(); torch.testing.assert_close(cd(x), F.relu(cd.linear(x)))
+
+def test_dyrelu_is_max_of_its_pieces():
+    torch.manual_seed(0)
+    dy, x = DyReLU(9, 5, k=3), torch.randn(11, 9)
+    z = dy.linear(x); a, b = dy.coefficients(z)
+    assert a.shape == b.shape == (11, 3, 5)
+    pieces = torch.stack([a[:, k] * z + b[:, k] for k in range(3)])
+    torch.testing.assert_close(dy(x), pieces.max(0).values)
+    a0, b0 = dy.coefficients(torch.zeros(1, 5))                         # residuals are bounded: a in alpha ± 1, b in ± 0.5
+    assert (a - dy.alpha0[:, None]).abs().max() <= 1 and b.abs().max() <= 0.5
+    with torch.no_grad(): dy.hyper[-1].weight.zero_(); dy.hyper[-1].bias.zero_()
+    torch.testing.assert_close(dy(x), F.relu(dy.linear(x)))
+
+def _hand_routed_switch(in_f=4, out_f=4):
+    sw = SwitchFFN(in_f, out_f, n_experts=3, capacity_factor=1.0)
+    with torch.no_grad(): sw.router.weight.copy_(5 * torch.eye(3, in_f))
+    x = torch.tensor([[1., 0, 0, 0]] * 4 + [[0, 1., 0, 0]] * 2)
+    return sw, x
+
+def test_switch_drops_tokens_beyond_capacity():
+    torch.manual_seed(0)
+    sw, x = _hand_routed_switch()
+    y = sw(x)
+    assert sw.capacity(6) == 2
+    assert sw.last_routing['expert'].tolist() == [0, 0, 0, 0, 1, 1]
+    assert sw.last_routing['kept'].tolist() == [True, True, False, False, True, True]
+    torch.testing.assert_close(y[2:4], F.relu(x[2:4]))                 # dropped tokens pass through the residual
+    p = torch.softmax(x @ sw.router.weight.T, -1)
+    torch.testing.assert_close(y[4:], F.relu(x[4:] + p[4:, 1:2] * sw.experts[1](x[4:])))
+    sw2, _ = _hand_routed_switch(4, 3)                                 # width change: learned residual map
+    torch.manual_seed(0); sw2(x)
+    assert isinstance(sw2.skip, nn.Linear)
+    torch.testing.assert_close(sw2(x)[2:4], F.relu(sw2.skip(x[2:4])))
+
+def test_switch_aux_loss_equals_formula():
+    sw, x = _hand_routed_switch()
+    sw(x)
+    p = torch.softmax(x @ sw.router.weight.T, -1)
+    f = torch.tensor([4., 2., 0.]) / 6                                 # routed shares (before capacity)
+    torch.testing.assert_close(sw.aux_loss(), 0.01 * 3 * (f * p.mean(0)).sum())
+    uniform = load_balancing_loss(torch.full((9, 3), 1 / 3), torch.arange(9)[:, None] % 3, 3)
+    torch.testing.assert_close(uniform, torch.tensor(1.))
+
+def test_switch_eval_capacity():
+    sw, x = _hand_routed_switch()
+    sw.eval(); sw(x)
+    assert sw.capacity(6) == 4 and sw.last_routing['kept'].all()
+
+def test_loramoe_routing_and_formula():
+    torch.manual_seed(0)
+    lm, x = LoRAMoE(6, 5, n_experts=4, rank=3, top_k=2), torch.randn(7, 6)
+    torch.testing.assert_close(lm(x), F.relu(lm.base(x)))             # LoRA start: B = 0
+    with torch.no_grad(): lm.B.normal_()
+    probs, chosen, G = lm.gates(x)
+    assert ((G > 0).sum(1) == 2).all() and torch.allclose(G.sum(1), torch.ones(7))
+    top = probs.topk(2, -1).indices
+    assert torch.equal(chosen.sort(1).values, top.sort(1).values)
+    z = torch.stack([lm.base(x[t]) + sum(G[t, e] * (lm.B[e] @ (lm.A[e] @ x[t])) for e in range(4)) for t in range(7)])
+    torch.testing.assert_close(lm(x), F.relu(z), atol=1e-5, rtol=1e-5)
+    torch.testing.assert_close(lm.aux_loss(), 0.01 * load_balancing_loss(probs, chosen, 4))
+
+def test_random_topk_ignores_the_input():
+    torch.manual_seed(0)
+    rt = RandomTopK(8, 6, top_k=2, alpha_dropout=0.)
+    assert rt.alpha_proj is None and [n for n, _ in rt.named_parameters()] == ['f1.weight', 'f1.bias', 'f2.weight', 'f2.bias']
+    x1, x2 = torch.randn(50, 8), 100 * torch.randn(50, 8)
+    torch.manual_seed(3); m1 = rt.gate(x1)
+    torch.manual_seed(3); m2 = rt.gate(x2)
+    assert torch.equal(m1, m2) and (m1.sum(1) == 2).all() and set(m1.unique().tolist()) == {0., 1.}
+    assert m1.sum(0).min() > 0                                         # every neuron gets picked by some row
+    rt.eval(); assert torch.equal(rt.gate(x1), rt.gate(x2))
+    m = rt.gate(x1)
+    torch.testing.assert_close(rt(x1), F.relu(m * rt.f1(x1) + (1 - m) * rt.f2(x1)))
+
+def test_fixed_alpha_on_selected_neurons():
+    torch.manual_seed(0)
+    fa, x = FixedAlpha(8, 6, top_k=3, alpha_dropout=0.), torch.randn(9, 8)
+    sel = topk_mask(torch.sigmoid(fa.alpha_proj(x)), 3).bool()
+    y = fa(x)
+    torch.testing.assert_close(y[sel], F.relu(0.5 * fa.f1(x) + 0.5 * fa.f2(x))[sel])
+    torch.testing.assert_close(y[~sel], F.relu(fa.f2(x))[~sel])
+    assert set(fa.gate(x).unique().tolist()) == {0., 0.5}
+    y.sum().backward(); assert fa.alpha_proj.weight.grad.abs().sum() > 0
+
+@pytest.mark.parametrize('cls,path', [(F1Only, 'f1'), (F2Only, 'f2')])
+def test_one_path_ablations(cls, path):
+    torch.manual_seed(0)
+    b, x = cls(8, 6, top_k=0.5, variant='section_4_4'), torch.randn(4, 8)
+    torch.testing.assert_close(b(x), F.relu(getattr(b, path)(x)))
+    names = {n.split('.')[0] for n, _ in b.named_parameters()}
+    assert names == {path}                                             # no gate, no second path
+    with tracking(b): b(x)
+    assert anr(b) == 1.0
+
+def test_gumbel_gate():
+    torch.manual_seed(0)
+    gg, x = GumbelGate(8, 6, top_k=3, alpha_dropout=0.), torch.randn(5, 8)
+    a1, a2 = gg.gate(x), gg.gate(x)
+    assert not torch.equal(a1, a2) and ((a1 > 0).sum(1) == 3).all()
+    gg.eval()
+    mid = MIDBlock(8, 6, top_k=3, alpha_dropout=0.).eval(); mid.load_state_dict(gg.state_dict())
+    torch.testing.assert_close(gg(x), mid(x))                         # tau = 1, no noise: MID-L's gate
+    gg.tau = 0.5; ah = gg.gate(x); alpha = torch.sigmoid(gg.alpha_proj(x) / 0.5)
+    torch.testing.assert_close(ah, alpha * topk_mask(alpha, 3))
+
+@pytest.mark.parametrize('name,expected', [('midl', 0.25), ('random_topk', 0.25), ('fixed_alpha', 0.25), ('gumbel', 0.25),
+                                           ('f1_only', 1.0), ('f2_only', 1.0)])
+def test_ablation_anr_uses_midl_definition(name, expected):
+    torch.manual_seed(0)
+    net = nn.Sequential(make_layer(name, 10, 8, top_k=2), make_layer(name, 8, 8, top_k=2))
+    assert len(midl_layers(net)) == 2
+    assert model_anr(net, torch.randn(20, 10)) == expected
+    net.train()
+    with tracking(net): net(torch.randn(400, 10))                      # training: dropout on alpha_hat closes ~10 %
+    if expected < 1: assert 0.8 * expected < anr(net) < expected
+
+def test_model_level_helpers():
+    torch.manual_seed(0)
+    net = nn.Sequential(make_layer('switch', 6, 8), make_layer('loramoe', 8, 8), make_layer('concrete_dropout', 8, 4))
+    net(torch.randn(16, 6))
+    total = net[0].aux_loss() + net[1].aux_loss() + net[2].aux_loss()
+    torch.testing.assert_close(collect_aux_loss(net), total)
+    assert len(hidden_blocks(net)) == 3 and model_anr(net) == 1.0
+    assert collect_aux_loss(nn.Linear(2, 2)).item() == 0
