@@ -160,7 +160,7 @@ def read_svhn_mat(path):
         raise CorruptDataError(f'{path}: X {x.shape} and {len(y)} labels, expected 32×32×3×N and N labels')
     return np.ascontiguousarray(x.transpose(3, 2, 0, 1), dtype=np.uint8), np.where(y == 10, 0, y)
 
-# %% ../nbs/02_data.ipynb 26
+# %% ../nbs/02_data.ipynb 27
 _IDX_SETS = {'mnist': ('MNIST', 'MNIST'), 'fashion_mnist': ('FashionMNIST', 'Fashion-MNIST'),
              'kmnist': ('KMNIST', 'KMNIST')}
 
@@ -197,7 +197,7 @@ def _load_idx_set(name, root, train=True, download=False):
     return ArrayDataset(torch.from_numpy(x.copy())[:, None], y, _tv(cls).classes, name=name, train=train,
                         description=title, integrity='unchecked', files=[str(p) for p in paths])
 
-# %% ../nbs/02_data.ipynb 28
+# %% ../nbs/02_data.ipynb 29
 APPROX_CIFAR10_MD5 = {'batches.meta': '5ff9c542aee3614f3951f8cda6e48888', 'data_batch_1': 'cdc11cacd2dcfc7f148eda8ec171e4ef',
                       'data_batch_2': '26be54addbeb5adbd33537ebefddf06f', 'test_batch': '1d923d9ed232f5dec80d8a3f7ca4559b'}
 
@@ -252,7 +252,7 @@ def _load_svhn(name, root, train=True, download=False):
     return ArrayDataset(torch.from_numpy(x), y, description='SVHN (approximate: md5 differs from the official file)',
                         integrity='approximate', **info)
 
-# %% ../nbs/02_data.ipynb 33
+# %% ../nbs/02_data.ipynb 34
 def _load_digits(name='digits', root=None, train=True, download=False):
     from sklearn.datasets import load_digits
     from sklearn.model_selection import train_test_split
@@ -263,7 +263,7 @@ def _load_digits(name='digits', root=None, train=True, download=False):
     return ArrayDataset(x, d.target[idx], [str(i) for i in range(10)], name='digits', train=train,
                         description='scikit-learn digits (8×8)', integrity='verified')
 
-# %% ../nbs/02_data.ipynb 36
+# %% ../nbs/02_data.ipynb 37
 ADULT_COLUMNS = ['age', 'workclass', 'fnlwgt', 'education', 'education_num', 'marital_status', 'occupation',
                  'relationship', 'race', 'sex', 'capital_gain', 'capital_loss', 'hours_per_week', 'native_country', 'income']
 ADULT_NUMERIC = ['age', 'fnlwgt', 'education_num', 'capital_gain', 'capital_loss', 'hours_per_week']
@@ -301,7 +301,7 @@ def adult_features(df:pd.DataFrame, enc:dict):
         names += [f'{c}={v}' for v in levels]
     return np.stack(num + onehot, axis=1).astype(np.float32), names
 
-# %% ../nbs/02_data.ipynb 40
+# %% ../nbs/02_data.ipynb 41
 def _load_adult(name, root, train=True, download=False):
     folder = Path(root)/'adult'
     if download:
@@ -321,7 +321,7 @@ def _load_adult(name, root, train=True, download=False):
                         description='UCI Adult' if ok else 'UCI Adult (approximate: md5 differs from the UCI file)',
                         integrity='verified' if ok else 'approximate', files=[str(path)])
 
-# %% ../nbs/02_data.ipynb 43
+# %% ../nbs/02_data.ipynb 44
 _TOKEN_RE = re.compile(r"[a-z0-9]+(?:'[a-z]+)?")
 _TOKENIZER_VERSION = 1
 PAD, UNK = 0, 1
@@ -340,7 +340,7 @@ def encode(tokens, stoi:dict) -> list:
     "Token ids; tokens outside the vocabulary become `UNK`."
     return [stoi.get(t, UNK) for t in tokens]
 
-# %% ../nbs/02_data.ipynb 46
+# %% ../nbs/02_data.ipynb 47
 def _imdb_files(folder:Path):
     files, labels, ratings = [], [], []
     for label, sub in enumerate(['neg', 'pos']):
@@ -405,7 +405,7 @@ def bag_of_words(flat, offsets, vocab_size:int):
     m.sum_duplicates(); m.data = np.log1p(m.data)
     return m
 
-# %% ../nbs/02_data.ipynb 49
+# %% ../nbs/02_data.ipynb 50
 def _load_imdb(name, root, train=True, download=False, vocab_size:int=20000, max_len:int=256, view:str='seq'):
     if view not in ('seq', 'bow'): raise ValueError(f"view={view!r}: use 'seq' (LSTM) or 'bow' (MLP)")
     if download and not (Path(root)/'aclImdb').is_dir():
@@ -421,7 +421,7 @@ def _load_imdb(name, root, train=True, download=False, vocab_size:int=20000, max
                         integrity='unchecked', view=view, vocab=d['vocab'], vocab_size=len(d['vocab']), max_len=max_len,
                         lengths=lengths, ratings=s['ratings'], cache_file=str(cache), from_cache=hit)
 
-# %% ../nbs/02_data.ipynb 52
+# %% ../nbs/02_data.ipynb 53
 _LOADERS = dict(mnist=_load_idx_set, fashion_mnist=_load_idx_set, kmnist=_load_idx_set, cifar10=_load_cifar,
                 cifar100=_load_cifar, svhn=_load_svhn, adult=_load_adult, imdb=_load_imdb, digits=_load_digits)
 
@@ -435,7 +435,7 @@ def get_splits(name:str, root=None, download:bool=False, **kwargs):
     "Training and test split of `name`."
     return (get_dataset(name, True, root, download, **kwargs), get_dataset(name, False, root, download=False, **kwargs))
 
-# %% ../nbs/02_data.ipynb 57
+# %% ../nbs/02_data.ipynb 58
 def _required(name, root:Path):
     "Path groups that must exist for `name`: each group is satisfied by any one of its paths."
     if name in _IDX_SETS:
@@ -454,7 +454,7 @@ def data_available(name:str, root=None) -> bool:
     name = check_name(name); root = data_root(root)
     return all(any(p.exists() for p in group) for group in _required(name, root))
 
-# %% ../nbs/02_data.ipynb 62
+# %% ../nbs/02_data.ipynb 63
 def symmetric_label_noise(ds, rate:float, seed:int=0, exact:bool=False, n_classes:int=None):
     "Copy of `ds` whose labels are flipped with probability `rate` to a uniformly drawn *different* class."
     if not 0 <= rate <= 1: raise ValueError(f'rate={rate} must be in [0, 1]')
@@ -477,7 +477,7 @@ def as_array_dataset(ds, classes=None) -> ArrayDataset:
     xs, ys = zip(*[(torch.as_tensor(x), int(y)) for x, y, *_ in (ds[i] for i in range(len(ds)))])
     return ArrayDataset(torch.stack(xs), ys, classes or getattr(ds, 'classes', None) or [str(i) for i in range(max(ys) + 1)])
 
-# %% ../nbs/02_data.ipynb 66
+# %% ../nbs/02_data.ipynb 67
 def _proportional(counts:np.ndarray, n:int) -> np.ndarray:
     quota = counts / counts.sum() * n
     take = np.floor(quota).astype(int)
@@ -505,7 +505,7 @@ def stratified_subset(ds, per_class:int=None, n:int=None, seed:int=0):
     idx = stratified_indices(targets_of(ds), per_class, n, seed)
     return ds.subset(idx, subset_indices=idx, subset_seed=seed)
 
-# %% ../nbs/02_data.ipynb 70
+# %% ../nbs/02_data.ipynb 71
 CORRUPTIONS = ('gaussian_noise', 'shot_noise', 'impulse_noise', 'defocus_blur', 'glass_blur', 'motion_blur', 'zoom_blur',
                'snow', 'frost', 'fog', 'brightness', 'contrast', 'elastic_transform', 'pixelate', 'jpeg_compression')
 CIFAR10_CLASSES = ['airplane', 'automobile', 'bird', 'cat', 'deer', 'dog', 'frog', 'horse', 'ship', 'truck']
@@ -539,7 +539,7 @@ def load_cifar10c(corruption:str, severity:int=3, root=None, download:bool=False
                         train=False, description=f'CIFAR-10-C {corruption} severity {severity} (released files)',
                         integrity='unchecked', corruption=corruption, severity=severity, corruption_source='released')
 
-# %% ../nbs/02_data.ipynb 74
+# %% ../nbs/02_data.ipynb 75
 def _gauss(x, sigma, mode='nearest', truncate=4.0):
     "Gaussian blur of each image of an N×H×W(×C) batch."
     s = (0, sigma, sigma) + (0,) * (x.ndim - 3)
@@ -598,7 +598,7 @@ def _pow2(n): return 1 << int(np.ceil(np.log2(max(n, 2))))
 
 def _gray(x): return x[..., :1] if x.shape[-1] == 1 else (x[..., :3] @ np.array([0.299, 0.587, 0.114]))[..., None]
 
-# %% ../nbs/02_data.ipynb 78
+# %% ../nbs/02_data.ipynb 79
 def _noise_fns():
     def gaussian_noise(x, s, rng): return x + rng.normal(size=x.shape, scale=[.04, .06, .08, .09, .10][s - 1])
     def shot_noise(x, s, rng): c = [500, 250, 100, 75, 50][s - 1]; return rng.poisson(x * c) / c
@@ -639,7 +639,7 @@ def _blur_fns():
         return (x + out) / (len(zooms) + 1)
     return [defocus_blur, glass_blur, motion_blur, zoom_blur]
 
-# %% ../nbs/02_data.ipynb 79
+# %% ../nbs/02_data.ipynb 80
 def _frost_layer(n, h, w, c, rng):
     "Procedural stand-in for the frost photographs: a rough fractal plus bright needle streaks, light blue."
     base = plasma_fractal(n, _pow2(max(h, w)), wibbledecay=1.6, rng=rng)[:, :h, :w, None]
@@ -721,7 +721,7 @@ def _box_matrix(n_in:int, n_out:int) -> np.ndarray:
 _CORRUPTION_FNS = {f.__name__: f for f in _noise_fns() + _blur_fns() + _weather_fns() + _digital_fns()}
 assert tuple(_CORRUPTION_FNS) == CORRUPTIONS
 
-# %% ../nbs/02_data.ipynb 81
+# %% ../nbs/02_data.ipynb 82
 def corrupt_images(x, corruption:str, severity:int=3, seed:int=0, chunk:int=500) -> torch.Tensor:
     "Images `x` (N×C×H×W or C×H×W; `uint8` or floats in [0, 1]) under `corruption` at `severity`, as `uint8`."
     _check_corruption(corruption, severity)
@@ -735,7 +735,7 @@ def corrupt_images(x, corruption:str, severity:int=3, seed:int=0, chunk:int=500)
     out = torch.from_numpy((out * 255).astype(np.uint8).transpose(0, 3, 1, 2).copy())
     return out[0] if single else out
 
-# %% ../nbs/02_data.ipynb 87
+# %% ../nbs/02_data.ipynb 88
 def corrupt_dataset(ds, corruption:str, severity:int=3, seed:int=0, root=None, prefer_released:bool=True):
     "Copy of image dataset `ds` under `corruption` at `severity` (released CIFAR-10-C files when they apply)."
     _check_corruption(corruption, severity)
@@ -752,7 +752,7 @@ def corrupt_dataset(ds, corruption:str, severity:int=3, seed:int=0, root=None, p
     new.description = f'{ds.description}, {corruption} severity {severity} (generated)'
     return new
 
-# %% ../nbs/02_data.ipynb 93
+# %% ../nbs/02_data.ipynb 94
 _MNIST_MD5 = {'train-images-idx3-ubyte': '6bbc9ace898e44ae57da46a324031adb', 'train-labels-idx1-ubyte': 'a25bea736e30d166cdddb491f175f624',
               't10k-images-idx3-ubyte': '2646ac647ad5339dbf082846283269ea', 't10k-labels-idx1-ubyte': '27ae3e4e09519cfbb04c329615203637'}
 _FASHION_MD5 = {'train-images-idx3-ubyte': 'f4a8712d7a061bf5bd6d2ca38dc4d50a', 'train-labels-idx1-ubyte': '9018921c3c673c538a1fc5bad174d6f9',
@@ -773,7 +773,7 @@ def known_md5s() -> dict:
     for _, (url, fname, m) in _tv('SVHN').split_list.items(): known[f'SVHN/{fname}'] = {m: 'official'}
     return known
 
-# %% ../nbs/02_data.ipynb 96
+# %% ../nbs/02_data.ipynb 97
 _IMAGE_DIRS = ('MNIST', 'FashionMNIST', 'KMNIST')
 
 def _first(paths):
@@ -794,7 +794,7 @@ def find_items(src) -> list:
     if list(svhn.glob('*_32x32.mat')): items.append(('SVHN', 'svhn', svhn))
     return items
 
-# %% ../nbs/02_data.ipynb 98
+# %% ../nbs/02_data.ipynb 99
 _MARKER = '.midl-import.json'
 
 def _check_files(folder:Path, rel:str, known:dict) -> list:
@@ -891,7 +891,7 @@ def import_folder(src, root=None, force:bool=False, allow_mismatch:bool=False, l
     known = known_md5s()
     return {rel: import_item(rel, kind, p, root, known, force, allow_mismatch, log) for rel, kind, p in items}
 
-# %% ../nbs/02_data.ipynb 105
+# %% ../nbs/02_data.ipynb 106
 def _du(p:Path) -> int: return sum(f.stat().st_size for f in p.rglob('*') if f.is_file()) if p.is_dir() else 0
 
 def cache_listing(root=None) -> pd.DataFrame:

@@ -17,7 +17,7 @@ __all__ = ['LAYERS', 'HiddenBlock', 'Dense', 'MIDBlock', 'ConcreteDropout', 'con
            'PathOnly', 'F1Only', 'F2Only', 'GumbelGate', 'layer_options', 'make_layer', 'hidden_blocks',
            'collect_aux_loss', 'model_anr']
 
-# %% ../nbs/03_layers.ipynb 6
+# %% ../nbs/03_layers.ipynb 7
 def _zero(m:nn.Module):
     "A zero scalar on the device (and in the dtype) of `m`'s parameters."
     p = next(m.parameters(), None)
@@ -29,7 +29,7 @@ class HiddenBlock:
         "Auxiliary loss of the most recent forward pass (a zero scalar for kinds without one)."
         return _zero(self)
 
-# %% ../nbs/03_layers.ipynb 9
+# %% ../nbs/03_layers.ipynb 10
 class Dense(HiddenBlock, nn.Module):
     "Fully connected layer, ReLU, then standard dropout with drop probability `p`."
     def __init__(self, in_features:int, out_features:int,
@@ -40,7 +40,7 @@ class Dense(HiddenBlock, nn.Module):
 
     def forward(self, x): return self.drop(F.relu(self.linear(x)))   # a = phi(Wx + b), then m ⊙ a / (1 - p)
 
-# %% ../nbs/03_layers.ipynb 13
+# %% ../nbs/03_layers.ipynb 14
 class MIDBlock(HiddenBlock, MIDLayer):
     "MID-L (`midl.core.MIDLayer`, both variants) followed by ReLU; keyword options go to `MIDLayer`."
     def __init__(self, in_features:int, out_features:int,
@@ -50,7 +50,7 @@ class MIDBlock(HiddenBlock, MIDLayer):
 
     def forward(self, x): return F.relu(super().forward(x))      # a = phi(z)
 
-# %% ../nbs/03_layers.ipynb 17
+# %% ../nbs/03_layers.ipynb 18
 class ConcreteDropout(HiddenBlock, nn.Module):
     "Concrete Dropout on the inputs of a fully connected layer, then ReLU; the drop rate `p` is learned."
     eps = 1e-7
@@ -69,7 +69,7 @@ class ConcreteDropout(HiddenBlock, nn.Module):
     @property
     def p(self): return torch.sigmoid(self.p_logit)           # p = sigma(rho) in (0, 1)
 
-# %% ../nbs/03_layers.ipynb 18
+# %% ../nbs/03_layers.ipynb 19
 def concrete_drop(self:ConcreteDropout, x):
     "Relaxed dropout of `x`: $\\tilde x = x\\odot(1-\\tilde z)/(1-p)$ with the Concrete sample $\\tilde z$."
     p, e = self.p, self.eps
@@ -93,7 +93,7 @@ def _cd_forward(self:ConcreteDropout, x):
     return F.relu(self.linear(x))                                # a = phi(W x~ + b)
 ConcreteDropout.forward = _cd_forward
 
-# %% ../nbs/03_layers.ipynb 26
+# %% ../nbs/03_layers.ipynb 27
 class DyReLU(HiddenBlock, nn.Module):
     "Fully connected layer followed by Dynamic ReLU-B: $y_c=\\max_k(a^k_c(z) z_c + b^k_c(z))$ with $K$ input-dependent pieces."
     def __init__(self, in_features:int, out_features:int,
@@ -121,14 +121,14 @@ class DyReLU(HiddenBlock, nn.Module):
         a, b = self.coefficients(z)
         return (a * z.unsqueeze(-2) + b).amax(-2)                    # y_c = max_k (a^k_c z_c + b^k_c)
 
-# %% ../nbs/03_layers.ipynb 30
+# %% ../nbs/03_layers.ipynb 31
 def load_balancing_loss(probs, chosen, n_experts:int):
     "$E\\sum_i f_i P_i$ for router probabilities `probs` (T, E) and chosen experts `chosen` (T, k)."
     f = F.one_hot(chosen, n_experts).to(probs.dtype).sum(-2).mean(0) / chosen.shape[-1]   # f_i: share of routing slots
     P = probs.mean(0)                                                                      # P_i: mean probability
     return n_experts * (f * P).sum()                                                       # E sum_i f_i P_i
 
-# %% ../nbs/03_layers.ipynb 33
+# %% ../nbs/03_layers.ipynb 34
 class SwitchFFN(HiddenBlock, nn.Module):
     "Switch Transformer feed-forward MoE: top-1 routing, expert capacity, dropped tokens pass through the residual, then ReLU."
     def __init__(self, in_features:int, out_features:int,
@@ -153,7 +153,7 @@ class SwitchFFN(HiddenBlock, nn.Module):
         c = self.capacity_factor if self.training else self.eval_capacity_factor
         return math.ceil(c * n_tokens / self.n_experts)
 
-# %% ../nbs/03_layers.ipynb 34
+# %% ../nbs/03_layers.ipynb 35
 def route(self:SwitchFFN, x):
     "Router probabilities (T, E), chosen expert (T,) and whether each token fits its expert's capacity (T,)."
     probs = torch.softmax(self.router(x), -1)                    # p(x) = softmax(W_r x)
@@ -180,7 +180,7 @@ def _switch_aux(self:SwitchFFN):
     return _zero(self) if self._aux is None else self._aux
 SwitchFFN.aux_loss = _switch_aux
 
-# %% ../nbs/03_layers.ipynb 40
+# %% ../nbs/03_layers.ipynb 41
 class LoRAMoE(HiddenBlock, nn.Module):
     "Dense layer plus a top-k routed mixture of LoRA experts $B_eA_e$, then ReLU; Switch load balancing as auxiliary loss."
     def __init__(self, in_features:int, out_features:int,
@@ -220,12 +220,12 @@ class LoRAMoE(HiddenBlock, nn.Module):
         "The load-balancing loss of the most recent forward pass."
         return _zero(self) if self._aux is None else self._aux
 
-# %% ../nbs/03_layers.ipynb 44
+# %% ../nbs/03_layers.ipynb 45
 class GateAblation(MIDBlock):
     "A `MIDBlock` whose $\\hat\\alpha$ comes from its own `select(x)` (returns `(alpha_hat, mask)`); the rest is MID-L's."
     # subclasses override `select(x) -> (alpha_hat, mask)`; `MIDLayer.gate` adds dropout, statistics, schedule
 
-# %% ../nbs/03_layers.ipynb 47
+# %% ../nbs/03_layers.ipynb 48
 class RandomTopK(GateAblation):
     "Table 4 'No $\\alpha$ gating': a uniformly random top-k mask per row, $\\hat\\alpha = M$, independent of the input."
     def __init__(self, in_features:int, out_features:int, top_k=0.5,
@@ -240,7 +240,7 @@ class RandomTopK(GateAblation):
         m = topk_mask(u, self.k).to(x.dtype)                     # k uniformly random neurons per row
         return m, m                                              # alpha_hat = M
 
-# %% ../nbs/03_layers.ipynb 51
+# %% ../nbs/03_layers.ipynb 52
 class FixedAlpha(GateAblation):
     "Table 4 'Fixed $\\alpha=0.5$': $\\hat\\alpha = c\\,M$ on MID-L's top-k selection (straight-through gradient to the gate)."
     def __init__(self, in_features:int, out_features:int, top_k=0.5,
@@ -255,7 +255,7 @@ class FixedAlpha(GateAblation):
         g = self._ste(alpha, m)                                  # carries MID-L's gradient
         return self.alpha_value * m + (g - g.detach()), m        # value c M, gradient of alpha ⊙ M
 
-# %% ../nbs/03_layers.ipynb 55
+# %% ../nbs/03_layers.ipynb 56
 class _NoPath(nn.Module):
     "Placeholder for the path a one-path ablation does not have."
     def forward(self, x): raise RuntimeError("this ablation has no such path")
@@ -289,7 +289,7 @@ class F2Only(PathOnly):
     "Table 4 'F2 only': $a = \\phi(F_2(x))$."
     path = 'f2'
 
-# %% ../nbs/03_layers.ipynb 60
+# %% ../nbs/03_layers.ipynb 61
 class GumbelGate(GateAblation):
     "Table 4 'Gumbel-Softmax gating': $\\alpha = \\sigma((\\ell + g_1 - g_0)/\\tau)$ sampled in training, then MID-L's top-k."
     def __init__(self, in_features:int, out_features:int, top_k=0.5,
@@ -307,7 +307,7 @@ class GumbelGate(GateAblation):
         m = topk_mask(alpha.detach(), self.k)
         return self._ste(alpha, m), m                             # alpha_hat = alpha ⊙ M
 
-# %% ../nbs/03_layers.ipynb 64
+# %% ../nbs/03_layers.ipynb 65
 LAYERS = dict(dense=Dense, midl=MIDBlock, concrete_dropout=ConcreteDropout, dyrelu=DyReLU, switch=SwitchFFN,
               loramoe=LoRAMoE, random_topk=RandomTopK, fixed_alpha=FixedAlpha, f1_only=F1Only, f2_only=F2Only,
               gumbel=GumbelGate)
@@ -334,7 +334,7 @@ def make_layer(name:str, in_features:int, out_features:int, **config):
     if bad: raise TypeError(f"layer kind {name!r} does not take {', '.join(map(repr, bad))}; it takes: {', '.join(opts)}")
     return cls(in_features, out_features, **config)
 
-# %% ../nbs/03_layers.ipynb 69
+# %% ../nbs/03_layers.ipynb 70
 def hidden_blocks(model:nn.Module):
     "All hidden blocks inside `model`, in module order."
     return [m for m in model.modules() if isinstance(m, HiddenBlock)]

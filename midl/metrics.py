@@ -32,7 +32,7 @@ def f1_macro(preds, targets, n_classes:int=None):
     denom = 2 * tp + fp + fn
     return float(np.where(denom > 0, 2 * tp / np.maximum(denom, 1), 0.).mean())
 
-# %% ../nbs/05_metrics.ipynb 9
+# %% ../nbs/05_metrics.ipynb 10
 @torch.no_grad()
 def activation_stats(model:nn.Module, loader, device='cpu'):
     "ANR (pooled and per MID-L layer) and per-neuron selection frequency of `model` over `loader`, in eval mode."
@@ -43,7 +43,7 @@ def activation_stats(model:nn.Module, loader, device='cpu'):
     if not layers: return dict(anr=1.0, layers=[])
     return dict(anr=anr(model), layers=[l.stats() for l in layers])
 
-# %% ../nbs/05_metrics.ipynb 12
+# %% ../nbs/05_metrics.ipynb 13
 def executed_flops(model:nn.Module, *inputs, by_module=False):
     "FLOPs of one forward pass as counted by `torch.utils.flop_counter.FlopCounterMode` (eval mode, no grad)."
     was = model.training; model.eval()
@@ -52,7 +52,7 @@ def executed_flops(model:nn.Module, *inputs, by_module=False):
     if not by_module: return fc.get_total_flops()
     return {k: sum(v.values()) for k, v in fc.get_flop_counts().items()}
 
-# %% ../nbs/05_metrics.ipynb 14
+# %% ../nbs/05_metrics.ipynb 15
 def _last_linear(path:nn.Module):
     "The `nn.Linear` that produces a path's output (the path itself, or the last Linear inside it)."
     if isinstance(path, nn.Linear): return path
@@ -73,7 +73,7 @@ def ideal_flops(model:nn.Module, *inputs):
             total -= (1 - keep) * per.get(names[last], 0)          # charge k of the d output rows
     return total
 
-# %% ../nbs/05_metrics.ipynb 17
+# %% ../nbs/05_metrics.ipynb 18
 def _sync(device):
     if torch.device(device).type == 'cuda': torch.cuda.synchronize(device)
 
@@ -91,7 +91,7 @@ def latency(model:nn.Module, x, warmup:int=10, repeats:int=50):
     q = np.percentile(ts, [25, 50, 75])
     return dict(median_ms=float(q[1]), iqr_ms=float(q[2] - q[0]), min_ms=min(ts), max_ms=max(ts), repeats=repeats)
 
-# %% ../nbs/05_metrics.ipynb 19
+# %% ../nbs/05_metrics.ipynb 20
 def _bytes(t): return t.numel() * t.element_size()
 
 @torch.no_grad()
@@ -116,7 +116,7 @@ def peak_memory_mb(model:nn.Module, x):
     static = sum(_bytes(p) for p in model.parameters()) + sum(_bytes(b) for b in model.buffers())
     return (static + sum(acts)) / 2**20
 
-# %% ../nbs/05_metrics.ipynb 22
+# %% ../nbs/05_metrics.ipynb 23
 def ece(probs, targets, n_bins:int=15):
     "Top-label expected calibration error with `n_bins` equal-width confidence bins."
     probs, targets = _np(probs), _np(targets)
@@ -138,7 +138,7 @@ def brier_score(probs, targets, over_classes:str='sum'):
     elif over_classes != 'sum': raise ValueError(f"over_classes={over_classes!r} must be 'sum' or 'mean'")
     return float(sq.mean())
 
-# %% ../nbs/05_metrics.ipynb 26
+# %% ../nbs/05_metrics.ipynb 27
 def random_directions(d:int, m:int, seed:int=0):
     "`m` directions drawn uniformly from the unit sphere in $\\mathbb{R}^d$ (normalised Gaussians), as a (d, m) array."
     g = np.random.default_rng(seed).standard_normal((d, m))
@@ -162,7 +162,7 @@ def neuron_mi(features, labels, k:int=3, n_samples:int=2000, seed:int=0):
         idx = np.random.default_rng(seed).choice(len(X), n_samples, replace=False); X, y = X[idx], y[idx]
     return mutual_info_classif(X, y, discrete_features=False, n_neighbors=k, random_state=seed)
 
-# %% ../nbs/05_metrics.ipynb 30
+# %% ../nbs/05_metrics.ipynb 31
 @torch.no_grad()
 def collect_features(model:nn.Module, module:nn.Module, loader, device='cpu', max_samples:int=None, use_input=False):
     "Outputs (or inputs) of `module` inside `model` over `loader`, flattened per sample, with the labels: `(X, y)`."

@@ -14,8 +14,8 @@ from .experiment import RunSpec, write_json_atomic
 # %% auto 0
 __all__ = ['SCALES', 'EPOCHS', 'DISPLAY', 'BASELINE', 'EXPERIMENT_NOTEBOOKS', 'scale_settings', 'available_datasets',
            'save_table', 'save_figure', 'baseline_name', 'layer_pair', 'table8_specs', 'table2_specs', 'table3_specs',
-           'model_name', 'table_frame', 'metric', 'pair_key', 'paired_deltas', 'verdict', 'claim_row', 'find_nbs',
-           'run_notebook', 'reproduce', 'main']
+           'model_name', 'table_frame', 'metric', 'with_paper', 'pair_key', 'paired_deltas', 'verdict', 'claim_row',
+           'find_nbs', 'run_notebook', 'reproduce', 'main']
 
 # %% ../nbs/08_reproduce.ipynb 6
 SCALES = dict(
@@ -132,7 +132,17 @@ def table_frame(records, columns:dict, where=lambda r: True, dataset_name=None):
 
 def metric(name): return lambda r: r['metrics'].get(name)
 
-# %% ../nbs/08_reproduce.ipynb 22
+# %% ../nbs/08_reproduce.ipynb 20
+def with_paper(table:pd.DataFrame, paper_table_no:int):
+    "Our `table_frame` beside the paper's Table `paper_table_no` (via `side_by_side`), with our `data` column first."
+    from midl.experiment import side_by_side, paper_table
+    if not len(table):
+        out = paper_table(paper_table_no).add_suffix(' (paper)'); out.insert(0, 'data', 'not run here'); return out
+    sbs = side_by_side(table.drop(columns=['data', 'seeds'], errors='ignore'), paper_table_no)
+    sbs.insert(0, 'data', table['data'].reindex(sbs.index).fillna('') if 'data' in table else '')
+    return sbs
+
+# %% ../nbs/08_reproduce.ipynb 23
 def pair_key(rec):
     "Everything in a record's spec except the hidden layer: runs with equal keys form a comparison."
     return tuple((k, str(v)) for k, v in sorted(rec['spec'].items()) if k not in ('layer', 'layer_config'))
@@ -161,7 +171,7 @@ def claim_row(claim, deltas, paper_delta, scale=1., unit=''):
     return dict(claim=claim, ours=ours, paper=f'{paper_delta * scale:+.2f}{unit}', seeds=len(deltas),
                 verdict=verdict(deltas, paper_delta))
 
-# %% ../nbs/08_reproduce.ipynb 25
+# %% ../nbs/08_reproduce.ipynb 26
 EXPERIMENT_NOTEBOOKS = ('10_table8.ipynb', '11_table2.ipynb', '12_table3.ipynb', '19_report.ipynb')
 
 def find_nbs(nbs=None):
