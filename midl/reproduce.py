@@ -14,8 +14,8 @@ from .experiment import RunSpec, write_json_atomic
 # %% auto 0
 __all__ = ['SCALES', 'EPOCHS', 'DISPLAY', 'BASELINE', 'EXPERIMENT_NOTEBOOKS', 'scale_settings', 'available_datasets',
            'save_table', 'save_figure', 'baseline_name', 'layer_pair', 'table8_specs', 'table2_specs', 'table3_specs',
-           'model_name', 'table_frame', 'metric', 'with_paper', 'pair_key', 'paired_deltas', 'verdict', 'claim_row',
-           'find_nbs', 'run_notebook', 'reproduce', 'main']
+           'model_name', 'table_frame', 'metric', 'with_paper', 'publish', 'pair_key', 'paired_deltas', 'verdict',
+           'claim_row', 'find_nbs', 'run_notebook', 'reproduce', 'main']
 
 # %% ../nbs/08_reproduce.ipynb 6
 SCALES = dict(
@@ -23,7 +23,7 @@ SCALES = dict(
     default=dict(seeds=(0, 1), n_train=2000, n_test=1000, epochs=None),
     full=dict(seeds=(0, 1, 2, 3, 4), n_train=None, n_test=None, epochs=None),
 )
-EPOCHS = dict(full=dict(digits=40, mnist=15, fashion_mnist=15, kmnist=15, adult=10, imdb=6, cifar10=20, cifar100=20, svhn=15),
+EPOCHS = dict(full=dict(digits=40, mnist=10, fashion_mnist=10, kmnist=10, adult=10, imdb=6, cifar10=20, cifar100=20, svhn=15),
               default=dict(digits=30, mnist=4, fashion_mnist=4, kmnist=4, adult=4, imdb=2, cifar10=4, cifar100=4, svhn=4))
 
 def scale_settings(scale:str, dataset:str):
@@ -142,7 +142,15 @@ def with_paper(table:pd.DataFrame, paper_table_no:int):
     sbs.insert(0, 'data', table['data'].reindex(sbs.index).fillna('') if 'data' in table else '')
     return sbs
 
-# %% ../nbs/08_reproduce.ipynb 23
+# %% ../nbs/08_reproduce.ipynb 22
+def publish(table:pd.DataFrame, paper_table_no:int, out_dir, name:str, scale:str):
+    "Save our `table` and its side-by-side with the paper (`name_ours`, `name_side_by_side` as .md/.csv); return the latter."
+    sbs = with_paper(table, paper_table_no)
+    save_table(table, out_dir, f'{name}_ours', caption=f'Table {paper_table_no}, ours (scale={scale})')
+    save_table(sbs, out_dir, f'{name}_side_by_side', caption=f'Table {paper_table_no}: ours vs paper (scale={scale})')
+    return sbs
+
+# %% ../nbs/08_reproduce.ipynb 25
 def pair_key(rec):
     "Everything in a record's spec except the hidden layer: runs with equal keys form a comparison."
     return tuple((k, str(v)) for k, v in sorted(rec['spec'].items()) if k not in ('layer', 'layer_config'))
@@ -171,7 +179,7 @@ def claim_row(claim, deltas, paper_delta, scale=1., unit=''):
     return dict(claim=claim, ours=ours, paper=f'{paper_delta * scale:+.2f}{unit}', seeds=len(deltas),
                 verdict=verdict(deltas, paper_delta))
 
-# %% ../nbs/08_reproduce.ipynb 26
+# %% ../nbs/08_reproduce.ipynb 28
 EXPERIMENT_NOTEBOOKS = ('10_table8.ipynb', '11_table2.ipynb', '12_table3.ipynb', '19_report.ipynb')
 
 def find_nbs(nbs=None):
