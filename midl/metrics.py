@@ -12,8 +12,8 @@ from torch.utils.flop_counter import FlopCounterMode
 from .core import MIDLayer, midl_layers, tracking, anr
 
 # %% auto 0
-__all__ = ['accuracy', 'f1_macro', 'activation_stats', 'executed_flops', 'ideal_flops', 'latency', 'peak_memory_mb', 'ece',
-           'brier_score', 'random_directions', 'sliced_mi', 'neuron_mi', 'collect_features', 'tsne']
+__all__ = ['accuracy', 'f1_macro', 'activation_stats', 'rnn_flops', 'executed_flops', 'ideal_flops', 'latency', 'peak_memory_mb',
+           'ece', 'brier_score', 'random_directions', 'sliced_mi', 'neuron_mi', 'collect_features', 'tsne']
 
 # %% ../nbs/05_metrics.ipynb 6
 def _np(a): return a.detach().cpu().numpy() if isinstance(a, torch.Tensor) else np.asarray(a)
@@ -43,16 +43,35 @@ def activation_stats(model:nn.Module, loader, device='cpu'):
     if not layers: return dict(anr=1.0, layers=[])
     return dict(anr=anr(model), layers=[l.stats() for l in layers])
 
-# %% ../nbs/05_metrics.ipynb 13
-def executed_flops(model:nn.Module, *inputs, by_module=False):
-    "FLOPs of one forward pass as counted by `torch.utils.flop_counter.FlopCounterMode` (eval mode, no grad)."
-    was = model.training; model.eval()
-    with torch.no_grad(), FlopCounterMode(display=False) as fc: model(*inputs)
-    model.train(was)
-    if not by_module: return fc.get_total_flops()
-    return {k: sum(v.values()) for k, v in fc.get_flop_counts().items()}
+# %% ../nbs/05_metrics.ipynb 14
+_GATES = {nn.LSTM: 4, nn.GRU: 3, nn.RNN: 1}
 
-# %% ../nbs/05_metrics.ipynb 15
+def rnn_flops(m:nn.Module, x):
+    "Matrix-product FLOPs of recurrent module `m` on input `x` (tensor or PackedSequence)."
+    if isinstance(x, nn.utils.rnn.PackedSequence): steps = x.data.shape[0]       # sum of sequence lengths
+    else: steps = x.shape[0] * x.shape[1] if x.ndim == 3 else x.shape[0]        # T * B (or T unbatched)
+    dirs, H, g = 2 if m.bidirectional else 1, m.hidden_size, _GATES[type(m)]
+    return sum(dirs * 2 * steps * g * H * ((m.input_size if l == 0 else dirs * H) + H) for l in range(m.num_layers))
+
+def executed_flops(model:nn.Module, *inputs, by_module=False):
+    "FLOPs of one forward pass counted by `FlopCounterMode` (eval mode, no grad), plus recurrent layers (see above)."
+    was = model.training; model.eval()
+    rnn = {}
+    hooks = [m.register_forward_hook(lambda m, i, o, n=n: rnn.__setitem__(n, rnn.get(n, 0) + rnn_flops(m, i[0])))
+             for n, m in model.named_modules() if type(m) in _GATES]
+    try:
+        with torch.no_grad(), FlopCounterMode(display=False) as fc: model(*inputs)
+    finally:
+        for h in hooks: h.remove()
+        model.train(was)
+    if not by_module: return fc.get_total_flops() + sum(rnn.values())
+    per = {k: sum(v.values()) for k, v in fc.get_flop_counts().items()}
+    root = type(model).__name__
+    for n, f in rnn.items(): per[root + ('.' + n if n else '')] = per.get(root + ('.' + n if n else ''), 0) + f
+    per['Global'] = per.get('Global', 0) + sum(rnn.values())
+    return per
+
+# %% ../nbs/05_metrics.ipynb 16
 def _last_linear(path:nn.Module):
     "The `nn.Linear` that produces a path's output (the path itself, or the last Linear inside it)."
     if isinstance(path, nn.Linear): return path
@@ -73,7 +92,7 @@ def ideal_flops(model:nn.Module, *inputs):
             total -= (1 - keep) * per.get(names[last], 0)          # charge k of the d output rows
     return total
 
-# %% ../nbs/05_metrics.ipynb 18
+# %% ../nbs/05_metrics.ipynb 19
 def _sync(device):
     if torch.device(device).type == 'cuda': torch.cuda.synchronize(device)
 
@@ -91,7 +110,7 @@ def latency(model:nn.Module, x, warmup:int=10, repeats:int=50):
     q = np.percentile(ts, [25, 50, 75])
     return dict(median_ms=float(q[1]), iqr_ms=float(q[2] - q[0]), min_ms=min(ts), max_ms=max(ts), repeats=repeats)
 
-# %% ../nbs/05_metrics.ipynb 20
+# %% ../nbs/05_metrics.ipynb 21
 def _bytes(t): return t.numel() * t.element_size()
 
 @torch.no_grad()
@@ -116,7 +135,7 @@ def peak_memory_mb(model:nn.Module, x):
     static = sum(_bytes(p) for p in model.parameters()) + sum(_bytes(b) for b in model.buffers())
     return (static + sum(acts)) / 2**20
 
-# %% ../nbs/05_metrics.ipynb 23
+# %% ../nbs/05_metrics.ipynb 24
 def ece(probs, targets, n_bins:int=15):
     "Top-label expected calibration error with `n_bins` equal-width confidence bins."
     probs, targets = _np(probs), _np(targets)
@@ -138,7 +157,7 @@ def brier_score(probs, targets, over_classes:str='sum'):
     elif over_classes != 'sum': raise ValueError(f"over_classes={over_classes!r} must be 'sum' or 'mean'")
     return float(sq.mean())
 
-# %% ../nbs/05_metrics.ipynb 27
+# %% ../nbs/05_metrics.ipynb 28
 def random_directions(d:int, m:int, seed:int=0):
     "`m` directions drawn uniformly from the unit sphere in $\\mathbb{R}^d$ (normalised Gaussians), as a (d, m) array."
     g = np.random.default_rng(seed).standard_normal((d, m))
@@ -162,7 +181,7 @@ def neuron_mi(features, labels, k:int=3, n_samples:int=2000, seed:int=0):
         idx = np.random.default_rng(seed).choice(len(X), n_samples, replace=False); X, y = X[idx], y[idx]
     return mutual_info_classif(X, y, discrete_features=False, n_neighbors=k, random_state=seed)
 
-# %% ../nbs/05_metrics.ipynb 31
+# %% ../nbs/05_metrics.ipynb 32
 @torch.no_grad()
 def collect_features(model:nn.Module, module:nn.Module, loader, device='cpu', max_samples:int=None, use_input=False):
     "Outputs (or inputs) of `module` inside `model` over `loader`, flattened per sample, with the labels: `(X, y)`."

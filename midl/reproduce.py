@@ -139,7 +139,7 @@ def with_paper(table:pd.DataFrame, paper_table_no:int):
     if not len(table):
         out = paper_table(paper_table_no).add_suffix(' (paper)'); out.insert(0, 'data', 'not run here'); return out
     sbs = side_by_side(table.drop(columns=['data', 'seeds'], errors='ignore'), paper_table_no)
-    sbs.insert(0, 'data', table['data'].reindex(sbs.index).fillna('') if 'data' in table else '')
+    sbs.insert(0, 'data', table['data'].reindex(sbs.index).fillna('not run') if 'data' in table else '')
     return sbs
 
 # %% ../nbs/08_reproduce.ipynb 22

@@ -60,3 +60,11 @@ def test_collect_features_hook():
     net = nn.Sequential(nn.Linear(6, 5), nn.ReLU(), nn.Linear(5, 2))
     X, y = collect_features(net, net[1], [(torch.randn(4, 6), torch.arange(4))] * 2)
     assert X.shape == (8, 5) and (X >= 0).all() and y.tolist() == [0, 1, 2, 3] * 2
+
+def test_recurrent_flops_are_counted():
+    class Seq(nn.Module):
+        def __init__(self): super().__init__(); self.rnn = nn.LSTM(8, 16, num_layers=2, bidirectional=True)
+        def forward(self, x): return self.rnn(x)[0]
+    T, B = 5, 3
+    want = 2 * (2 * T * B * 4 * 16 * (8 + 16)) + 2 * (2 * T * B * 4 * 16 * (32 + 16))   # 2 layers x 2 directions
+    assert executed_flops(Seq(), torch.randn(T, B, 8)) == want
