@@ -15,7 +15,7 @@ from .experiment import RunSpec, write_json_atomic
 __all__ = ['SCALES', 'EPOCHS', 'DISPLAY', 'BASELINE', 'EXPERIMENT_NOTEBOOKS', 'scale_settings', 'available_datasets',
            'save_table', 'save_figure', 'baseline_name', 'layer_pair', 'table8_specs', 'table2_specs', 'table3_specs',
            'model_name', 'table_frame', 'metric', 'with_paper', 'publish', 'pair_key', 'paired_deltas', 'verdict',
-           'claim_row', 'find_nbs', 'run_notebook', 'reproduce', 'main']
+           'claim_row', 'efficiency_rows', 'find_nbs', 'run_notebook', 'reproduce', 'main']
 
 # %% ../nbs/08_reproduce.ipynb 6
 SCALES = dict(
@@ -180,7 +180,34 @@ def claim_row(claim, deltas, paper_delta, scale=1., unit=''):
                 verdict=verdict(deltas, paper_delta))
 
 # %% ../nbs/08_reproduce.ipynb 28
-EXPERIMENT_NOTEBOOKS = ('10_table8.ipynb', '11_table2.ipynb', '12_table3.ipynb', '19_report.ipynb')
+def efficiency_rows(settings, input_shape=(3, 32, 32), n_classes=10, batch=64, repeats=30, device='cpu', seed=0, warmup=10):
+    "One row of FLOPs/latency/memory per `(name, layer, config)` in `settings`, measured at batch `batch`."
+    import time, torch
+    from midl.models import build_model
+    from midl.metrics import executed_flops, ideal_flops, peak_memory_mb, _sync
+    models = {}
+    for name, layer, cfg in settings:
+        torch.manual_seed(seed)
+        models[name] = build_model(input_shape=input_shape, n_classes=n_classes, layer=layer, **cfg).to(device).eval()
+    x1 = torch.rand(1, *input_shape, device=device); xb = torch.rand(batch, *input_shape, device=device)
+    times = {n: [] for n in models}
+    with torch.no_grad():
+        for n, m in models.items():
+            for _ in range(warmup): m(xb)
+        for _ in range(repeats):                       # round robin: no model profits from running first or last
+            for n, m in models.items():
+                _sync(device); t0 = time.perf_counter(); m(xb); _sync(device)
+                times[n].append((time.perf_counter() - t0) * 1e3)
+    rows = []
+    for n, m in models.items():
+        q = np.percentile(times[n], [25, 50, 75])
+        rows.append(dict(model=n, params_M=sum(p.numel() for p in m.parameters()) / 1e6,
+                         flops_M=executed_flops(m, x1) / 1e6, ideal_flops_M=ideal_flops(m, x1) / 1e6,
+                         latency_ms=q[1], latency_iqr_ms=q[2] - q[0], memory_MB=peak_memory_mb(m, xb)))
+    return pd.DataFrame(rows).set_index('model')
+
+# %% ../nbs/08_reproduce.ipynb 31
+EXPERIMENT_NOTEBOOKS = ('10_table8.ipynb', '11_table2.ipynb', '12_table3.ipynb', '13_table5.ipynb', '19_report.ipynb')
 
 def find_nbs(nbs=None):
     "The notebooks folder: `nbs`, else the repository's `nbs/` next to the installed package."
