@@ -5,7 +5,7 @@
 # %% ../nbs/07_experiment.ipynb 3
 from __future__ import annotations
 import hashlib, json, os, platform, sys, tempfile, time, traceback
-from dataclasses import dataclass, field, asdict, fields
+from dataclasses import dataclass, field, fields
 from datetime import datetime, timezone
 from pathlib import Path
 from concurrent.futures import ProcessPoolExecutor, as_completed
@@ -19,9 +19,9 @@ from .train import TrainConfig, fit, evaluate, get_device
 from .metrics import executed_flops, ideal_flops, latency, peak_memory_mb
 
 # %% auto 0
-__all__ = ['PAPER', 'RunSpec', 'write_json_atomic', 'read_json', 'prepare_data', 'build', 'environment', 'efficiency', 'run',
-           'robust_accuracy', 'result_path', 'sweep', 'load_results', 'records_frame', 'aggregate', 'fmt_mean_std',
-           'paper_table', 'side_by_side']
+__all__ = ['PAPER', 'RunSpec', 'atomic_write', 'write_json_atomic', 'read_json', 'prepare_data', 'build', 'environment',
+           'efficiency', 'run', 'robust_accuracy', 'result_path', 'sweep', 'load_results', 'records_frame', 'aggregate',
+           'fmt_mean_std', 'paper_table', 'side_by_side']
 
 # %% ../nbs/07_experiment.ipynb 6
 @dataclass(frozen=True)
@@ -54,17 +54,21 @@ class RunSpec:
         return f"{self.tag or 'run'}-{self.dataset}-{self.layer}-s{self.seed}-{h}"
 
 # %% ../nbs/07_experiment.ipynb 9
+def atomic_write(path, write):
+    "Create `path` atomically: `write(tmp)` fills a temporary file in the same folder, which then replaces `path`."
+    path = Path(path); path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f'.{path.name}.', suffix='.tmp'); os.close(fd)
+    try: write(tmp); os.replace(tmp, path)
+    except BaseException: Path(tmp).unlink(missing_ok=True); raise
+    return path
+
+def _dump_json(obj, tmp):
+    with open(tmp, 'w') as f:
+        json.dump(obj, f, indent=1, default=_json_default); f.flush(); os.fsync(f.fileno())
+
 def write_json_atomic(obj, path):
     "Write `obj` as JSON to `path` atomically (temporary file in the same folder, then `os.replace`)."
-    path = Path(path); path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f'.{path.name}.', suffix='.tmp')
-    try:
-        with os.fdopen(fd, 'w') as f:
-            json.dump(obj, f, indent=1, default=_json_default); f.flush(); os.fsync(f.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True); raise
-    return path
+    return atomic_write(path, lambda tmp: _dump_json(obj, tmp))
 
 def _json_default(o):
     if isinstance(o, (np.integer,)): return int(o)

@@ -4,16 +4,17 @@
 
 # %% ../nbs/05_metrics.ipynb 3
 from __future__ import annotations
-import time, statistics
+import time
 import numpy as np
 import torch
 from torch import nn
 from torch.utils.flop_counter import FlopCounterMode
-from .core import MIDLayer, midl_layers, tracking, anr
+from .core import midl_layers, tracking, anr
 
 # %% auto 0
-__all__ = ['accuracy', 'f1_macro', 'activation_stats', 'rnn_flops', 'executed_flops', 'ideal_flops', 'latency', 'peak_memory_mb',
-           'ece', 'brier_score', 'random_directions', 'sliced_mi', 'neuron_mi', 'collect_features', 'tsne']
+__all__ = ['accuracy', 'f1_macro', 'activation_stats', 'rnn_flops', 'executed_flops', 'ideal_flops', 'time_forward',
+           'time_summary', 'latency', 'peak_memory_mb', 'ece', 'brier_score', 'random_directions', 'sliced_mi',
+           'neuron_mi', 'collect_features', 'tsne']
 
 # %% ../nbs/05_metrics.ipynb 6
 def _np(a): return a.detach().cpu().numpy() if isinstance(a, torch.Tensor) else np.asarray(a)
@@ -97,18 +98,24 @@ def _sync(device):
     if torch.device(device).type == 'cuda': torch.cuda.synchronize(device)
 
 @torch.no_grad()
+def time_forward(model:nn.Module, x):
+    "Milliseconds of one `model(x)`, synchronised before and after on a GPU."
+    _sync(x.device); t0 = time.perf_counter(); model(x); _sync(x.device)
+    return (time.perf_counter() - t0) * 1e3
+
+def time_summary(ts):
+    "Median, interquartile range, min and max of the times `ts` (ms)."
+    q = np.percentile(ts, [25, 50, 75])
+    return dict(median_ms=float(q[1]), iqr_ms=float(q[2] - q[0]), min_ms=min(ts), max_ms=max(ts), repeats=len(ts))
+
+@torch.no_grad()
 def latency(model:nn.Module, x, warmup:int=10, repeats:int=50):
     "Forward-pass time of `model(x)` in ms: median, IQR, min, max over `repeats` synchronised calls."
     was = model.training; model.eval()
-    dev = x.device
     for _ in range(warmup): model(x)
-    ts = []
-    for _ in range(repeats):
-        _sync(dev); t0 = time.perf_counter(); model(x); _sync(dev)
-        ts.append((time.perf_counter() - t0) * 1e3)
+    ts = [time_forward(model, x) for _ in range(repeats)]
     model.train(was)
-    q = np.percentile(ts, [25, 50, 75])
-    return dict(median_ms=float(q[1]), iqr_ms=float(q[2] - q[0]), min_ms=min(ts), max_ms=max(ts), repeats=repeats)
+    return time_summary(ts)
 
 # %% ../nbs/05_metrics.ipynb 21
 def _bytes(t): return t.numel() * t.element_size()

@@ -7,8 +7,7 @@ from __future__ import annotations
 import math
 import torch
 from torch import nn
-import torch.nn.functional as F
-from .layers import make_layer, LAYERS, collect_aux_loss, model_anr, hidden_blocks
+from .layers import make_layer, LAYERS
 
 # %% auto 0
 __all__ = ['BACKBONES', 'Classifier', 'mlp', 'conv_features', 'cnn', 'LSTMEncoder', 'lstm', 'describe', 'default_backbone',

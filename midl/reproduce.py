@@ -4,18 +4,18 @@
 
 # %% ../nbs/08_reproduce.ipynb 3
 from __future__ import annotations
-import argparse, os, sys, shutil, tempfile, time
+import argparse, time
 from pathlib import Path
 import numpy as np
 import pandas as pd
 import midl
-from .experiment import RunSpec, write_json_atomic
+from .experiment import RunSpec, atomic_write
 
 # %% auto 0
 __all__ = ['SCALES', 'EPOCHS', 'DISPLAY', 'BASELINE', 'EXPERIMENT_NOTEBOOKS', 'scale_settings', 'available_datasets',
            'save_table', 'save_figure', 'baseline_name', 'layer_pair', 'table8_specs', 'table2_specs', 'table3_specs',
            'model_name', 'table_frame', 'metric', 'with_paper', 'publish', 'pair_key', 'paired_deltas', 'verdict',
-           'claim_row', 'efficiency_rows', 'find_nbs', 'run_notebook', 'reproduce', 'main']
+           'paper_difference', 'claim_row', 'efficiency_rows', 'find_nbs', 'run_notebook', 'reproduce', 'main']
 
 # %% ../nbs/08_reproduce.ipynb 6
 SCALES = dict(
@@ -40,24 +40,17 @@ def available_datasets(names, root=None):
     return [n for n in names if data_available(n, root=root)]
 
 # %% ../nbs/08_reproduce.ipynb 11
-def _atomic_write(path:Path, write):
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f'.{path.name}.', suffix='.tmp'); os.close(fd)
-    try: write(tmp); os.replace(tmp, path)
-    except BaseException: Path(tmp).unlink(missing_ok=True); raise
-    return path
-
 def save_table(df:pd.DataFrame, out_dir, name:str, caption:str=''):
     "Write `df` to `out_dir/name.md` (with `caption`) and `out_dir/name.csv`."
     out = Path(out_dir)
     md = (f'{caption}\n\n' if caption else '') + df.to_markdown() + '\n'
-    _atomic_write(out/f'{name}.md', lambda p: Path(p).write_text(md))
-    _atomic_write(out/f'{name}.csv', lambda p: df.to_csv(p))
+    atomic_write(out/f'{name}.md', lambda p: Path(p).write_text(md))
+    atomic_write(out/f'{name}.csv', lambda p: df.to_csv(p))
     return out/f'{name}.md'
 
 def save_figure(fig, out_dir, name:str, dpi:int=120):
     "Write a matplotlib figure to `out_dir/name.png`."
-    return _atomic_write(Path(out_dir)/f'{name}.png', lambda p: fig.savefig(p, format='png', dpi=dpi, bbox_inches='tight'))
+    return atomic_write(Path(out_dir)/f'{name}.png', lambda p: fig.savefig(p, format='png', dpi=dpi, bbox_inches='tight'))
 
 # %% ../nbs/08_reproduce.ipynb 14
 from dataclasses import replace
@@ -171,6 +164,13 @@ def verdict(deltas, paper_delta):
     s = float(np.std(deltas, ddof=1))
     return 'reproduced within the spread' if m - 2 * s <= paper_delta <= m + 2 * s else 'direction reproduced, size differs'
 
+def paper_difference(table:int, baseline:str, dataset:str, column:str, percent:bool=True):
+    "The paper's MID-L minus `baseline` value in `column` of Table `table` (a fraction if `percent`); None if absent."
+    from midl.experiment import PAPER
+    sel = lambda m: PAPER[(PAPER.table == table) & (PAPER.model == m) & (PAPER.dataset == dataset) & (PAPER.column == column)].value
+    a, b = sel('MID-L'), sel(baseline)
+    return None if a.empty or b.empty else (float(a.iloc[0]) - float(b.iloc[0])) / (100 if percent else 1)
+
 def claim_row(claim, deltas, paper_delta, scale=1., unit=''):
     "One line of the verdict table."
     m = np.mean(deltas) * scale if deltas else np.nan
@@ -182,9 +182,9 @@ def claim_row(claim, deltas, paper_delta, scale=1., unit=''):
 # %% ../nbs/08_reproduce.ipynb 28
 def efficiency_rows(settings, input_shape=(3, 32, 32), n_classes=10, batch=64, repeats=30, device='cpu', seed=0, warmup=10):
     "One row of FLOPs/latency/memory per `(name, layer, config)` in `settings`, measured at batch `batch`."
-    import time, torch
+    import torch
     from midl.models import build_model
-    from midl.metrics import executed_flops, ideal_flops, peak_memory_mb, _sync
+    from midl.metrics import executed_flops, ideal_flops, peak_memory_mb, time_forward, time_summary
     models = {}
     for name, layer, cfg in settings:
         torch.manual_seed(seed)
@@ -195,15 +195,13 @@ def efficiency_rows(settings, input_shape=(3, 32, 32), n_classes=10, batch=64, r
         for n, m in models.items():
             for _ in range(warmup): m(xb)
         for _ in range(repeats):                       # round robin: no model profits from running first or last
-            for n, m in models.items():
-                _sync(device); t0 = time.perf_counter(); m(xb); _sync(device)
-                times[n].append((time.perf_counter() - t0) * 1e3)
+            for n, m in models.items(): times[n].append(time_forward(m, xb))
     rows = []
     for n, m in models.items():
-        q = np.percentile(times[n], [25, 50, 75])
+        t = time_summary(times[n])
         rows.append(dict(model=n, params_M=sum(p.numel() for p in m.parameters()) / 1e6,
                          flops_M=executed_flops(m, x1) / 1e6, ideal_flops_M=ideal_flops(m, x1) / 1e6,
-                         latency_ms=q[1], latency_iqr_ms=q[2] - q[0], memory_MB=peak_memory_mb(m, xb)))
+                         latency_ms=t['median_ms'], latency_iqr_ms=t['iqr_ms'], memory_MB=peak_memory_mb(m, xb)))
     return pd.DataFrame(rows).set_index('model')
 
 # %% ../nbs/08_reproduce.ipynb 31

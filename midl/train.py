@@ -5,12 +5,12 @@
 # %% ../nbs/06_train.ipynb 3
 from __future__ import annotations
 import copy, random, time
-from dataclasses import dataclass, asdict, replace, fields
+from dataclasses import dataclass, replace
 import numpy as np
 import torch
 from torch import nn
 import torch.nn.functional as F
-from torch.utils.data import DataLoader, Dataset
+from torch.utils.data import DataLoader
 from tqdm import tqdm
 from .core import TopKSchedule, midl_layers, tracking, anr
 from .layers import collect_aux_loss

@@ -1,6 +1,6 @@
 "Experiment runner: spec keys, atomic writes (also under SIGKILL), resume, aggregation, the paper's tables."
-import json, os, signal, subprocess, sys, textwrap, time
-import numpy as np, pandas as pd, pytest
+import signal, subprocess, sys, textwrap, time
+import pandas as pd, pytest
 from midl import experiment as E
 from midl.experiment import RunSpec, write_json_atomic, read_json, sweep, aggregate, paper_table, side_by_side, PAPER
 

@@ -5,7 +5,7 @@ from torch.utils.data import Dataset, Subset, TensorDataset
 import torch.nn.functional as F
 from midl.core import midl_layers
 from midl.layers import LAYERS, collect_aux_loss, model_anr, hidden_blocks
-from midl.models import build_model, describe, default_backbone, Classifier, LSTMEncoder, mlp, cnn, lstm
+from midl.models import build_model, describe, default_backbone, LSTMEncoder, cnn
 
 class Toy(Dataset):
     def __init__(self, x, y, **attrs): self.x, self.y = x, y; self.__dict__.update(attrs)
