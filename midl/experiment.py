@@ -20,8 +20,8 @@ from .metrics import executed_flops, ideal_flops, latency, peak_memory_mb
 
 # %% auto 0
 __all__ = ['PAPER', 'RunSpec', 'atomic_write', 'write_json_atomic', 'read_json', 'prepare_data', 'build', 'environment',
-           'efficiency', 'run', 'robust_accuracy', 'result_path', 'sweep', 'load_results', 'records_frame', 'aggregate',
-           'fmt_mean_std', 'paper_table', 'side_by_side']
+           'efficiency', 'run', 'robust_accuracy', 'result_path', 'model_path', 'load_model', 'sweep', 'load_results',
+           'records_frame', 'aggregate', 'fmt_mean_std', 'paper_table', 'side_by_side']
 
 # %% ../nbs/07_experiment.ipynb 6
 @dataclass(frozen=True)
@@ -120,8 +120,8 @@ def efficiency(model, sample, spec:RunSpec, device):
     return dict(flops=executed_flops(model, one), flops_ideal=ideal_flops(model, one),
                 latency_ms=lat['median_ms'], latency_iqr_ms=lat['iqr_ms'], memory_mb=peak_memory_mb(model, batch))
 
-def run(spec:RunSpec, root=None, progress=False):
-    "Train and evaluate `spec`; returns the result record (a dict)."
+def run(spec:RunSpec, root=None, progress=False, model_path=None):
+    "Train and evaluate `spec`; returns the result record (a dict). With `model_path` the trained weights are saved there."
     t0 = time.perf_counter()
     device = get_device(spec.device)
     train, test, info = prepare_data(spec, root)
@@ -130,6 +130,7 @@ def run(spec:RunSpec, root=None, progress=False):
                       device=str(device), progress=progress)
     model, history = fit(model, train, config=cfg)
     t_train = time.perf_counter() - t0
+    if model_path: atomic_write(model_path, lambda tmp: torch.save(model.state_dict(), tmp))
     metrics = evaluate(model, test, device=device)
     if spec.corruption: metrics['robust_accuracy'] = robust_accuracy(model, test, spec, device, root)
     metrics.update(efficiency(model, test[0][0], spec, device))
@@ -149,17 +150,32 @@ def robust_accuracy(model, test, spec, device, root=None):
 # %% ../nbs/07_experiment.ipynb 18
 def result_path(results_dir, spec:RunSpec): return Path(results_dir)/f'{spec.key}.json'
 
-def _run_and_save(spec, results_dir, root, threads):
+def model_path(models_dir, spec:RunSpec): return Path(models_dir)/f'{spec.key}.pt'
+
+def load_model(spec:RunSpec, models_dir, root=None):
+    "The model trained by `spec`, rebuilt and loaded from `models_dir` (in eval mode), and the spec's test set."
+    p = model_path(models_dir, spec)
+    if not p.exists(): raise FileNotFoundError(f"{p} does not exist; run `sweep([spec], results_dir, models_dir={str(models_dir)!r})` first")
+    train, test, _ = prepare_data(spec, root)
+    model = build(spec, train)
+    model.load_state_dict(torch.load(p, map_location='cpu', weights_only=True))
+    return model.eval(), test
+
+def _run_and_save(spec, results_dir, root, threads, models_dir=None):
     if threads: torch.set_num_threads(threads)
-    rec = run(spec, root)
+    rec = run(spec, root, model_path=model_path(models_dir, spec) if models_dir else None)
     write_json_atomic(rec, result_path(results_dir, spec))
     return spec.key
 
-def sweep(specs, results_dir, workers:int=1, root=None, threads:int=None, progress:bool=True):
-    "Run every spec without a result file in `results_dir`; returns the records of all specs (old and new)."
+def _done(spec, results_dir, models_dir):
+    return result_path(results_dir, spec).exists() and (models_dir is None or model_path(models_dir, spec).exists())
+
+def sweep(specs, results_dir, workers:int=1, root=None, threads:int=None, progress:bool=True, models_dir=None,
+          run_missing:bool=True): # False: run nothing, only return the records that exist
+    "Run every spec without a result file in `results_dir` (or, given `models_dir`, without saved weights there); returns the records of all specs."
     results_dir = Path(results_dir); results_dir.mkdir(parents=True, exist_ok=True)
     specs = list({s.key: s for s in specs}.values())                     # drop duplicates, keep order
-    todo = [s for s in specs if not result_path(results_dir, s).exists()]
+    todo = [s for s in specs if not _done(s, results_dir, models_dir)] if run_missing else []
     bar = tqdm(total=len(todo), desc=f'runs ({len(specs) - len(todo)} done before)', disable=not progress)
     errors = []
     def failed(s, e):
@@ -167,12 +183,12 @@ def sweep(specs, results_dir, workers:int=1, root=None, threads:int=None, progre
         print(f'run {s.key} failed:\n{e}', file=sys.stderr)
     if workers <= 1:
         for s in todo:
-            try: _run_and_save(s, results_dir, root, None)          # `threads` applies to worker processes only
+            try: _run_and_save(s, results_dir, root, None, models_dir)   # `threads` applies to worker processes only
             except Exception: failed(s, traceback.format_exc())
             bar.update()
     else:
         with ProcessPoolExecutor(workers, mp_context=mp.get_context('spawn')) as ex:
-            futs = {ex.submit(_run_and_save, s, results_dir, root, threads or 1): s for s in todo}
+            futs = {ex.submit(_run_and_save, s, results_dir, root, threads or 1, models_dir): s for s in todo}
             for f in as_completed(futs):
                 try: f.result()
                 except Exception: failed(futs[f], traceback.format_exc())
@@ -186,7 +202,7 @@ def load_results(results_dir, tag:str=None):
     recs = [read_json(p) for p in sorted(Path(results_dir).glob('*.json'))]
     return [r for r in recs if tag is None or r['spec'].get('tag') == tag]
 
-# %% ../nbs/07_experiment.ipynb 22
+# %% ../nbs/07_experiment.ipynb 24
 def records_frame(records):
     "One row per record: spec fields, `layer_config` entries prefixed `cfg_`, and metrics."
     rows = []
@@ -211,7 +227,7 @@ def fmt_mean_std(mean, std, scale=100., digits=1):
     if pd.isna(mean): return 'not run'
     return f'{mean * scale:.{digits}f}' + ('' if pd.isna(std) else f' ± {std * scale:.{digits}f}')
 
-# %% ../nbs/07_experiment.ipynb 25
+# %% ../nbs/07_experiment.ipynb 27
 _T8 = """MNIST|MLP + Dropout|97.7|97.7|100.0|15.2|3.4|120|72.1
 MNIST|MID-L|97.8|97.8|41.2|8.5|2.1|90|83.9
 CIFAR-10|CNN + MLP|82.4|82.4|100.0|64.0|8.9|240|59.4
@@ -258,7 +274,7 @@ def paper_table(table:int):
     t = PAPER[PAPER.table == table]
     return t.pivot_table(index=['dataset', 'model'], columns='column', values='value', sort=False)
 
-# %% ../nbs/07_experiment.ipynb 28
+# %% ../nbs/07_experiment.ipynb 30
 def side_by_side(ours:pd.DataFrame, table:int):
     "Our table (index: (dataset, model); cells: strings or numbers) interleaved with the paper's Table `table`."
     paper = paper_table(table)

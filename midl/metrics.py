@@ -13,8 +13,8 @@ from .core import midl_layers, tracking, anr
 
 # %% auto 0
 __all__ = ['accuracy', 'f1_macro', 'activation_stats', 'rnn_flops', 'executed_flops', 'ideal_flops', 'time_forward',
-           'time_summary', 'latency', 'peak_memory_mb', 'ece', 'brier_score', 'random_directions', 'sliced_mi',
-           'neuron_mi', 'collect_features', 'tsne']
+           'time_summary', 'latency', 'peak_memory_mb', 'reliability', 'ece', 'brier_score', 'random_directions',
+           'sliced_mi', 'neuron_mi', 'collect_features', 'tsne']
 
 # %% ../nbs/05_metrics.ipynb 6
 def _np(a): return a.detach().cpu().numpy() if isinstance(a, torch.Tensor) else np.asarray(a)
@@ -143,17 +143,21 @@ def peak_memory_mb(model:nn.Module, x):
     return (static + sum(acts)) / 2**20
 
 # %% ../nbs/05_metrics.ipynb 24
-def ece(probs, targets, n_bins:int=15):
-    "Top-label expected calibration error with `n_bins` equal-width confidence bins."
+def reliability(probs, targets, n_bins:int=15):
+    "Per confidence bin: mean confidence, accuracy and sample count (the data of a reliability diagram)."
     probs, targets = _np(probs), _np(targets)
     conf, pred = probs.max(1), probs.argmax(1)
     correct = (pred == targets).astype(float)
-    bins = np.clip(np.ceil(conf * n_bins).astype(int) - 1, 0, n_bins - 1)   # bin b holds conf in ((b)/n, (b+1)/n]
-    total = 0.
-    for b in range(n_bins):
-        s = bins == b
-        if s.any(): total += s.mean() * abs(correct[s].mean() - conf[s].mean())   # |B_b|/N |acc - conf|
-    return float(total)
+    bins = np.clip(np.ceil(conf * n_bins).astype(int) - 1, 0, n_bins - 1)   # bin b holds conf in (b/n, (b+1)/n]
+    count = np.bincount(bins, minlength=n_bins)
+    mean = lambda v: np.bincount(bins, weights=v, minlength=n_bins) / np.maximum(count, 1)
+    return dict(confidence=mean(conf).tolist(), accuracy=mean(correct).tolist(), count=count.tolist())
+
+def ece(probs, targets, n_bins:int=15):
+    "Top-label expected calibration error with `n_bins` equal-width confidence bins."
+    r = reliability(probs, targets, n_bins)
+    n = np.array(r['count']); gap = np.abs(np.array(r['accuracy']) - np.array(r['confidence']))
+    return float((n / n.sum() * gap).sum())                                # sum_b |B_b|/N |acc(B_b) - conf(B_b)|
 
 def brier_score(probs, targets, over_classes:str='sum'):
     "Mean squared distance between `probs` and one-hot targets, summed (Brier) or averaged over classes."
@@ -186,9 +190,11 @@ def neuron_mi(features, labels, k:int=3, n_samples:int=2000, seed:int=0):
     X, y = _np(features).astype(np.float64), _np(labels)
     if len(X) > n_samples:
         idx = np.random.default_rng(seed).choice(len(X), n_samples, replace=False); X, y = X[idx], y[idx]
-    return mutual_info_classif(X, y, discrete_features=False, n_neighbors=k, random_state=seed)
+    mi = mutual_info_classif(X, y, discrete_features=False, n_neighbors=k, random_state=seed)
+    mi[X.std(0) == 0] = 0.       # a constant column carries no information (the estimator's jitter would say otherwise)
+    return mi
 
-# %% ../nbs/05_metrics.ipynb 32
+# %% ../nbs/05_metrics.ipynb 34
 @torch.no_grad()
 def collect_features(model:nn.Module, module:nn.Module, loader, device='cpu', max_samples:int=None, use_input=False):
     "Outputs (or inputs) of `module` inside `model` over `loader`, flattened per sample, with the labels: `(X, y)`."

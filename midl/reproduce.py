@@ -12,8 +12,9 @@ import midl
 from .experiment import RunSpec, atomic_write
 
 # %% auto 0
-__all__ = ['SCALES', 'EPOCHS', 'DISPLAY', 'BASELINE', 'EXPERIMENT_NOTEBOOKS', 'scale_settings', 'available_datasets',
-           'save_table', 'save_figure', 'baseline_name', 'layer_pair', 'table8_specs', 'table2_specs', 'table3_specs',
+__all__ = ['SCALES', 'EPOCHS', 'DISPLAY', 'BASELINE', 'ABLATIONS', 'EXPERIMENT_NOTEBOOKS', 'scale_settings', 'available_datasets',
+           'save_table', 'save_figure', 'baseline_name', 'layer_pair', 'table8_specs', 'main_specs', 'table2_specs',
+           'table3_specs', 'table4_specs', 'ablation_name', 'table6_specs', 'table7_specs', 'figure4_specs',
            'model_name', 'table_frame', 'metric', 'with_paper', 'publish', 'pair_key', 'paired_deltas', 'verdict',
            'paper_difference', 'claim_row', 'efficiency_rows', 'find_nbs', 'run_notebook', 'reproduce', 'main']
 
@@ -23,7 +24,7 @@ SCALES = dict(
     default=dict(seeds=(0, 1), n_train=2000, n_test=1000, epochs=None),
     full=dict(seeds=(0, 1, 2, 3, 4), n_train=None, n_test=None, epochs=None),
 )
-EPOCHS = dict(full=dict(digits=40, mnist=10, fashion_mnist=10, kmnist=10, adult=10, imdb=6, cifar10=20, cifar100=20, svhn=15),
+EPOCHS = dict(full=dict(digits=40, mnist=10, fashion_mnist=10, kmnist=10, adult=10, imdb=3, cifar10=10, cifar100=10, svhn=10),
               default=dict(digits=30, mnist=4, fashion_mnist=4, kmnist=4, adult=4, imdb=2, cifar10=4, cifar100=4, svhn=4))
 
 def scale_settings(scale:str, dataset:str):
@@ -64,7 +65,8 @@ def layer_pair(top_k=0.5, variant='section_4_4', p=0.5, alpha_dropout=0.1):
     "The two hidden-layer settings every main comparison uses: (dense with dropout `p`, MID-L)."
     return [('dense', dict(p=p)), ('midl', dict(top_k=top_k, variant=variant, alpha_dropout=alpha_dropout))]
 
-def _specs(datasets, scale, tag, seeds=None, layers=None, device='cpu', **over):
+def _specs(datasets, scale, tag, seeds=None, layers=None, device='cpu', epochs=None, **over):
+    if epochs: over['epochs'] = epochs                               # overrides the scale's epochs
     out = []
     for ds in datasets:
         s = scale_settings(scale, ds)
@@ -75,11 +77,14 @@ def _specs(datasets, scale, tag, seeds=None, layers=None, device='cpu', **over):
                 out.append(replace(spec, **over))
     return out
 
-def table8_specs(datasets, scale='default', seeds=None, layers=None, device='cpu', noise=0.2, corrupt=('cifar10',)):
+def table8_specs(datasets, scale='default', seeds=None, layers=None, device='cpu', noise=0.2, corrupt=('cifar10',), epochs=None):
     "Table 8: clean and 20 %-noise runs of the baseline and MID-L per dataset; CIFAR-10 clean runs also on CIFAR-10-C."
-    clean = _specs(datasets, scale, 'table8', seeds, layers, device, latency_batch=1)
-    clean = [replace(s, corruption='all') if s.dataset in corrupt else s for s in clean]
-    return clean + [replace(s, label_noise=noise, corruption=None) for s in clean]
+    return main_specs(datasets, scale, seeds, layers, device, noises=(0., noise), corrupt=corrupt, epochs=epochs)
+
+def main_specs(datasets, scale='default', seeds=None, layers=None, device='cpu', noises=(0., 0.2), corrupt=('cifar10',), epochs=None):
+    "The main runs, shared by Tables 8, 3, 4, 6 and 7: one per dataset, seed, layer and label-noise rate; clean runs of `corrupt` datasets also on the corruptions."
+    base = _specs(datasets, scale, 'table8', seeds, layers, device, epochs, latency_batch=1)
+    return [replace(s, label_noise=n, corruption='all' if n == 0 and s.dataset in corrupt else None) for n in noises for s in base]
 
 # %% ../nbs/08_reproduce.ipynb 16
 def table2_specs(scale='default', seeds=None, layers=None, device='cpu', datasets=('mnist', 'cifar10', 'adult'),
@@ -93,12 +98,44 @@ def table2_specs(scale='default', seeds=None, layers=None, device='cpu', dataset
                 for s in _specs([ds], scale, 'table2', seeds, layers, device)]
     return out
 
-def table3_specs(scale='default', seeds=None, layers=None, device='cpu', dataset='cifar10', noises=(0., 0.2, 0.4, 0.6)):
+def table3_specs(scale='default', seeds=None, layers=None, device='cpu', dataset='cifar10', noises=(0., 0.2, 0.4, 0.6), epochs=None):
     "Table 3: symmetric label noise at each rate; the clean runs are also evaluated on the generated CIFAR-10-C."
-    base = _specs([dataset], scale, 'table3', seeds, layers, device)
-    return [replace(s, label_noise=n, corruption='all' if n == 0 else None) for n in noises for s in base]
+    return main_specs([dataset], scale, seeds, layers, device, noises=noises, epochs=epochs)
 
 # %% ../nbs/08_reproduce.ipynb 19
+ABLATIONS = {'F1 only': ('f1_only', {}), 'F2 only': ('f2_only', {}), 'Fixed alpha=0.5': ('fixed_alpha', dict(alpha=0.5)),
+             'No alpha gating (random Top-k)': ('random_topk', {}), 'Gumbel-Softmax gating': ('gumbel', {}),
+             'Full MID-L': ('midl', {})}            # row names as in the paper's Table 4
+
+def table4_specs(scale='default', seeds=None, device='cpu', dataset='cifar10', top_k=0.5, epochs=None):
+    "Table 4: each ablation of `ABLATIONS` on `dataset` at `top_k`; the full MID-L runs are Table 8's clean runs."
+    mid = layer_pair(top_k=top_k)[1][1]
+    layers = [(kind, {**mid, **extra}) for kind, extra in ABLATIONS.values() if kind != 'midl']
+    full = [s for s in main_specs([dataset], scale, seeds, layers=[('midl', mid)], device=device, noises=(0.,), epochs=epochs)]
+    return _specs([dataset], scale, 'table4', seeds, layers, device, epochs, latency_batch=1) + full
+
+def ablation_name(rec):
+    "The Table 4 row name of a record."
+    return {kind: name for name, (kind, _) in ABLATIONS.items()}[rec['spec']['layer']]
+
+# %% ../nbs/08_reproduce.ipynb 22
+def table6_specs(datasets=('mnist', 'cifar10'), scale='default', seed:int=0, device='cpu', epochs=None):
+    "Table 6 / Figure 3: dropout baseline, MID-L (Table 8's clean runs) and random top-k (Table 4's ablation), one seed."
+    out = []
+    for ds in datasets:
+        out += main_specs([ds], scale, [seed], device=device, noises=(0.,), epochs=epochs)
+        out += [s for s in table4_specs(scale, [seed], device, dataset=ds, epochs=epochs) if s.layer == 'random_topk']
+    return out
+
+def table7_specs(scale='default', seeds=None, device='cpu', dataset='cifar10', epochs=None):
+    "Table 7: calibration of Table 8's clean baseline and MID-L runs."
+    return main_specs([dataset], scale, seeds, device=device, noises=(0.,), epochs=epochs)
+
+def figure4_specs(datasets=('mnist', 'cifar10', 'svhn'), scale='default', seed:int=0, device='cpu', epochs=None):
+    "Figure 4: Table 8's clean baseline and MID-L runs, one seed per dataset."
+    return main_specs(datasets, scale, [seed], device=device, noises=(0.,), epochs=epochs)
+
+# %% ../nbs/08_reproduce.ipynb 25
 def model_name(rec):
     "The paper's row name for a record: MID-L, or the dataset's baseline."
     return 'MID-L' if rec['spec']['layer'] == 'midl' else baseline_name(rec['spec']['dataset'])
@@ -108,13 +145,13 @@ def _cell(values, scale=100., digits=1):
     if not len(v): return 'not run'
     return f'{v.mean() * scale:.{digits}f}' + (f' ± {v.std() * scale:.{digits}f}' if len(v) > 1 else '')
 
-def table_frame(records, columns:dict, where=lambda r: True, dataset_name=None):
-    "Rows (dataset, model); `columns` maps a column title to (record -> value, scale, digits)."
+def table_frame(records, columns:dict, where=lambda r: True, dataset_name=None, model=model_name):
+    "Rows (dataset, model); `columns` maps a column title to (record -> value, scale, digits); `model` names a record's row."
     groups = {}
     for r in records:
         if not where(r): continue
         ds = (dataset_name or DISPLAY.get)(r['spec']['dataset'])
-        groups.setdefault((ds, model_name(r)), []).append(r)
+        groups.setdefault((ds, model(r)), []).append(r)
     rows = {k: {c: _cell([f(r) for r in rs], sc, dg) for c, (f, sc, dg) in columns.items()} for k, rs in groups.items()}
     for k, rs in groups.items():
         rows[k]['data'] = rs[0].get('data', {}).get('description', '')
@@ -125,7 +162,7 @@ def table_frame(records, columns:dict, where=lambda r: True, dataset_name=None):
 
 def metric(name): return lambda r: r['metrics'].get(name)
 
-# %% ../nbs/08_reproduce.ipynb 20
+# %% ../nbs/08_reproduce.ipynb 26
 def with_paper(table:pd.DataFrame, paper_table_no:int):
     "Our `table_frame` beside the paper's Table `paper_table_no` (via `side_by_side`), with our `data` column first."
     from midl.experiment import side_by_side, paper_table
@@ -135,7 +172,7 @@ def with_paper(table:pd.DataFrame, paper_table_no:int):
     sbs.insert(0, 'data', table['data'].reindex(sbs.index).fillna('not run') if 'data' in table else '')
     return sbs
 
-# %% ../nbs/08_reproduce.ipynb 22
+# %% ../nbs/08_reproduce.ipynb 28
 def publish(table:pd.DataFrame, paper_table_no:int, out_dir, name:str, scale:str):
     "Save our `table` and its side-by-side with the paper (`name_ours`, `name_side_by_side` as .md/.csv); return the latter."
     sbs = with_paper(table, paper_table_no)
@@ -143,17 +180,17 @@ def publish(table:pd.DataFrame, paper_table_no:int, out_dir, name:str, scale:str
     save_table(sbs, out_dir, f'{name}_side_by_side', caption=f'Table {paper_table_no}: ours vs paper (scale={scale})')
     return sbs
 
-# %% ../nbs/08_reproduce.ipynb 25
+# %% ../nbs/08_reproduce.ipynb 31
 def pair_key(rec):
     "Everything in a record's spec except the hidden layer: runs with equal keys form a comparison."
     return tuple((k, str(v)) for k, v in sorted(rec['spec'].items()) if k not in ('layer', 'layer_config'))
 
-def paired_deltas(records, value, where=lambda r: True):
-    "Per-comparison differences `value(MID-L run) - value(baseline run)`, as a list (one per seed)."
+def paired_deltas(records, value, where=lambda r: True, a:str='midl', b:str='dense', key=pair_key):
+    "Per-comparison differences `value(a run) - value(b run)` (layer kinds; MID-L − baseline by default), one per `key`."
     by = {}
     for r in records:
-        if where(r) and value(r) is not None: by.setdefault(pair_key(r), {})[r['spec']['layer']] = value(r)
-    return [d['midl'] - d['dense'] for d in by.values() if 'midl' in d and 'dense' in d]
+        if where(r) and value(r) is not None: by.setdefault(key(r), {})[r['spec']['layer']] = value(r)
+    return [d[a] - d[b] for d in by.values() if a in d and b in d]
 
 def verdict(deltas, paper_delta):
     "The verdict for our per-seed differences `deltas` against the paper's difference `paper_delta` (rules above)."
@@ -164,22 +201,22 @@ def verdict(deltas, paper_delta):
     s = float(np.std(deltas, ddof=1))
     return 'reproduced within the spread' if m - 2 * s <= paper_delta <= m + 2 * s else 'direction reproduced, size differs'
 
-def paper_difference(table:int, baseline:str, dataset:str, column:str, percent:bool=True):
-    "The paper's MID-L minus `baseline` value in `column` of Table `table` (a fraction if `percent`); None if absent."
+def paper_difference(table:int, baseline:str, dataset:str, column:str, percent:bool=True, model:str='MID-L'):
+    "The paper's `model` minus `baseline` value in `column` of Table `table` (a fraction if `percent`); None if absent."
     from midl.experiment import PAPER
     sel = lambda m: PAPER[(PAPER.table == table) & (PAPER.model == m) & (PAPER.dataset == dataset) & (PAPER.column == column)].value
-    a, b = sel('MID-L'), sel(baseline)
+    a, b = sel(model), sel(baseline)
     return None if a.empty or b.empty else (float(a.iloc[0]) - float(b.iloc[0])) / (100 if percent else 1)
 
-def claim_row(claim, deltas, paper_delta, scale=1., unit=''):
+def claim_row(claim, deltas, paper_delta, scale=1., unit='', digits:int=2):
     "One line of the verdict table."
     m = np.mean(deltas) * scale if deltas else np.nan
     s = np.std(deltas, ddof=1) * scale if len(deltas) > 1 else np.nan
-    ours = 'n/a' if not deltas else f'{m:+.2f}' + ('' if np.isnan(s) else f' ± {s:.2f}') + unit
-    return dict(claim=claim, ours=ours, paper=f'{paper_delta * scale:+.2f}{unit}', seeds=len(deltas),
+    ours = 'n/a' if not deltas else f'{m:+.{digits}f}' + ('' if np.isnan(s) else f' ± {s:.{digits}f}') + unit
+    return dict(claim=claim, ours=ours, paper=f'{paper_delta * scale:+.{digits}f}{unit}', seeds=len(deltas),
                 verdict=verdict(deltas, paper_delta))
 
-# %% ../nbs/08_reproduce.ipynb 28
+# %% ../nbs/08_reproduce.ipynb 34
 def efficiency_rows(settings, input_shape=(3, 32, 32), n_classes=10, batch=64, repeats=30, device='cpu', seed=0, warmup=10):
     "One row of FLOPs/latency/memory per `(name, layer, config)` in `settings`, measured at batch `batch`."
     import torch
@@ -204,8 +241,9 @@ def efficiency_rows(settings, input_shape=(3, 32, 32), n_classes=10, batch=64, r
                          latency_ms=t['median_ms'], latency_iqr_ms=t['iqr_ms'], memory_MB=peak_memory_mb(m, xb)))
     return pd.DataFrame(rows).set_index('model')
 
-# %% ../nbs/08_reproduce.ipynb 31
-EXPERIMENT_NOTEBOOKS = ('10_table8.ipynb', '11_table2.ipynb', '12_table3.ipynb', '13_table5.ipynb', '19_report.ipynb')
+# %% ../nbs/08_reproduce.ipynb 37
+EXPERIMENT_NOTEBOOKS = ('10_table8.ipynb', '11_table2.ipynb', '12_table3.ipynb', '13_table5.ipynb', '14_table4.ipynb',
+                        '15_table6.ipynb', '16_table7.ipynb', '17_figure4.ipynb', '19_report.ipynb')
 
 def find_nbs(nbs=None):
     "The notebooks folder: `nbs`, else the repository's `nbs/` next to the installed package."
@@ -226,7 +264,8 @@ def reproduce(scale='default', out='_out/reproduce', only=None, device='cpu', nb
     out = Path(out).resolve(); nbs = find_nbs(nbs)
     names = list(notebooks or EXPERIMENT_NOTEBOOKS)
     if only: names = [n for n in names if any(o in n for o in only)]
-    params = dict(scale=scale, device=device, workers=workers, results_dir=str(out/'results'), out_dir=str(out))
+    params = dict(scale=scale, device=device, workers=workers, results_dir=str(out/'results'), out_dir=str(out),
+                  models_dir=str(out/'models'))                        # trained weights, reused by the analysis notebooks
     for i, name in enumerate(names, 1):
         t0 = time.perf_counter()
         print(f'[{i}/{len(names)}] {name} (scale={scale}) ...', flush=True)

@@ -14,7 +14,7 @@ from torch.utils.data import DataLoader
 from tqdm import tqdm
 from .core import TopKSchedule, midl_layers, tracking, anr
 from .layers import collect_aux_loss
-from .metrics import accuracy, f1_macro, ece, brier_score
+from .metrics import accuracy, f1_macro, ece, brier_score, reliability
 
 # %% auto 0
 __all__ = ['TrainConfig', 'seed_everything', 'get_device', 'predict', 'evaluate', 'train_epoch', 'fit']
@@ -78,14 +78,15 @@ def predict(model:nn.Module, data, batch_size:int=512, device='cpu'):
     return torch.cat(probs), torch.cat(ys)
 
 def evaluate(model:nn.Module, data, batch_size:int=512, device='cpu', n_classes:int=None):
-    "Loss, accuracy, macro F1, ECE, Brier (summed and class-averaged) and ANR of `model` on `data`."
+    "Loss, accuracy, macro F1, ECE (with its reliability bins), Brier (summed and class-averaged) and ANR of `model` on `data`."
     with tracking(model) as layers:
         probs, y = predict(model, data, batch_size, device)
     preds = probs.argmax(1)
     return dict(loss=float(F.nll_loss(probs.clamp_min(1e-12).log(), y)), accuracy=accuracy(preds, y),
                 f1_macro=f1_macro(preds, y, n_classes or probs.shape[1]), ece=ece(probs, y),
                 brier=brier_score(probs, y), brier_mean=brier_score(probs, y, 'mean'),
-                anr=anr(model) if layers else 1.0, n=len(y))   # no gating layer: every neuron active
+                reliability=reliability(probs, y), anr=anr(model) if layers else 1.0,   # no gating layer: every neuron active
+                n=len(y))
 
 # %% ../nbs/06_train.ipynb 16
 def _optimizer(model, cfg):
