@@ -20,9 +20,9 @@ __all__ = ['SCALES', 'EPOCHS', 'DISPLAY', 'BASELINE', 'ABLATIONS', 'EXPERIMENT_N
 
 # %% ../nbs/08_reproduce.ipynb 6
 SCALES = dict(
-    smoke=dict(seeds=(0,), n_train=512, n_test=512, epochs=1),
-    default=dict(seeds=(0, 1), n_train=2000, n_test=1000, epochs=None),
-    full=dict(seeds=(0, 1, 2, 3, 4), n_train=None, n_test=None, epochs=None),
+    smoke=dict(seeds=(0,), n_train=512, n_test=512, epochs=1, analysis_samples=300),
+    default=dict(seeds=(0, 1), n_train=2000, n_test=1000, epochs=None, analysis_samples=1000),
+    full=dict(seeds=(0, 1, 2, 3, 4), n_train=None, n_test=None, epochs=None, analysis_samples=2000),
 )
 EPOCHS = dict(full=dict(digits=40, mnist=10, fashion_mnist=10, kmnist=10, adult=10, imdb=3, cifar10=10, cifar100=10, svhn=10),
               default=dict(digits=30, mnist=4, fashion_mnist=4, kmnist=4, adult=4, imdb=2, cifar10=4, cifar100=4, svhn=4))
