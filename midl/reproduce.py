@@ -254,9 +254,10 @@ def find_nbs(nbs=None):
     return p
 
 def run_notebook(src:Path, dst:Path, params:dict, cwd:Path):
-    "Execute `src` with papermill and `params` into `dst` (kernel python3)."
+    "Execute `src` with papermill and those of `params` its parameters cell declares, into `dst` (kernel python3)."
     import papermill as pm
     dst.parent.mkdir(parents=True, exist_ok=True)
+    params = {k: v for k, v in params.items() if k in pm.inspect_notebook(str(src))}   # only those it declares
     pm.execute_notebook(str(src), str(dst), parameters=params, kernel_name='python3', cwd=str(cwd), progress_bar=False)
 
 def reproduce(scale='default', out='_out/reproduce', only=None, device='cpu', nbs=None, workers=1, notebooks=None):
