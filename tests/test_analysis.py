@@ -76,3 +76,13 @@ def test_tables_share_the_main_runs():
     assert all(s.layer_config['top_k'] == 0.5 for s in t4)
     assert {s.key for s in table7_specs('full')} <= t8
     t6 = table6_specs(scale='full'); assert sum(s.key in t8 for s in t6) == 4 and len(t6) == 6
+
+def test_summed_brier_is_at_least_half_the_error_rate():
+    "The bound the report uses against the paper's Table 7: each misclassified sample adds at least 0.5."
+    from midl.metrics import brier_score
+    rng = np.random.default_rng(0)
+    for conc in (0.1, 1., 10.):
+        p = rng.dirichlet(np.full(10, conc), 2000); y = rng.integers(0, 10, 2000)
+        err = float((p.argmax(1) != y).mean())
+        assert brier_score(p, y) >= 0.5 * err
+    p = np.array([[0.5 - 1e-9, 0.5 + 1e-9]]); assert abs(brier_score(p, np.array([0])) - 0.5) < 1e-8   # the bound is tight
