@@ -35,7 +35,7 @@ def test_failed_write_cleans_up(tmp_path):
 
 def test_sweep_resumes_and_skips_done(tmp_path, monkeypatch):
     calls = []
-    def fake_run(spec, root=None):
+    def fake_run(spec, root=None, model_path=None):
         calls.append(spec.seed)
         if spec.seed == 2 and len([c for c in calls if c == 2]) == 1: raise RuntimeError('interrupted')
         return dict(spec=spec.asdict(), key=spec.key, metrics=dict(accuracy=0.5 + spec.seed / 10))
