@@ -26,20 +26,11 @@ def _mask(block, x):
 def selected_activity(model:nn.Module, data, device='cpu', max_samples:int=None, batch_size:int=512, block:nn.Module=None):
     "Output `a` (N, d), selection mask `m` (N, d) and labels `y` of `model`'s first hidden block (or `block`) over `data`."
     block = block or hidden_blocks(model)[0]
-    outs, masks, ys, n = [], [], [], 0
-    def hook(mod, inp, out):
-        outs.append(out.detach().flatten(1).cpu())
-        m = _mask(mod, inp[0])
-        masks.append(torch.ones_like(outs[-1]) if m is None else m.detach().flatten(1).float().cpu())
-    h = block.register_forward_hook(hook)
-    was = model.training; model.eval()
-    try:
-        for xb, yb, *_ in DataLoader(data, batch_size=batch_size):
-            model(xb.to(device)); ys.append(torch.as_tensor(yb)); n += len(yb)
-            if max_samples and n >= max_samples: break
-    finally: h.remove(); model.train(was)
-    a, m, y = torch.cat(outs), torch.cat(masks), torch.cat(ys)
-    return (a[:max_samples], m[:max_samples], y[:max_samples]) if max_samples else (a, m, y)
+    x, y = collect_features(model, block, DataLoader(data, batch_size=batch_size), device, max_samples, use_input=True)
+    was = block.training; block.eval()
+    x = x.to(device); a, m = block(x), _mask(block, x)         # the block's output and the mask of that same pass
+    block.train(was)
+    return a.cpu(), (torch.ones_like(a) if m is None else m.float()).cpu(), y
 
 # %% ../nbs/09_analysis.ipynb 11
 def smi_summary(a, m, y, n_slices:int=128, k:int=3, n_samples:int=2000, seed:int=0):

@@ -12,11 +12,12 @@ import midl
 from .experiment import RunSpec, atomic_write
 
 # %% auto 0
-__all__ = ['SCALES', 'EPOCHS', 'DISPLAY', 'BASELINE', 'ABLATIONS', 'EXPERIMENT_NOTEBOOKS', 'scale_settings', 'available_datasets',
-           'save_table', 'save_figure', 'baseline_name', 'layer_pair', 'table8_specs', 'main_specs', 'table2_specs',
-           'table3_specs', 'table4_specs', 'ablation_name', 'table6_specs', 'table7_specs', 'figure4_specs',
-           'model_name', 'table_frame', 'metric', 'with_paper', 'publish', 'pair_key', 'paired_deltas', 'verdict',
-           'paper_difference', 'claim_row', 'efficiency_rows', 'find_nbs', 'run_notebook', 'reproduce', 'main']
+__all__ = ['SCALES', 'EPOCHS', 'DISPLAY', 'BASELINE', 'ABLATIONS', 'TABLE5_SETTINGS', 'EXPERIMENT_NOTEBOOKS', 'scale_settings',
+           'available_datasets', 'save_table', 'save_figure', 'baseline_name', 'layer_pair', 'table8_specs',
+           'main_specs', 'table2_specs', 'table3_specs', 'table4_specs', 'ablation_name', 'table6_specs',
+           'table7_specs', 'figure4_specs', 'model_name', 'table_frame', 'metric', 'with_paper', 'publish', 'pair_key',
+           'paired_deltas', 'verdict', 'paper_difference', 'claim_row', 'efficiency_rows', 'efficiency_with_paper',
+           'find_nbs', 'run_notebook', 'reproduce', 'main']
 
 # %% ../nbs/08_reproduce.ipynb 6
 SCALES = dict(
@@ -111,7 +112,7 @@ def table4_specs(scale='default', seeds=None, device='cpu', dataset='cifar10', t
     "Table 4: each ablation of `ABLATIONS` on `dataset` at `top_k`; the full MID-L runs are Table 8's clean runs."
     mid = layer_pair(top_k=top_k)[1][1]
     layers = [(kind, {**mid, **extra}) for kind, extra in ABLATIONS.values() if kind != 'midl']
-    full = [s for s in main_specs([dataset], scale, seeds, layers=[('midl', mid)], device=device, noises=(0.,), epochs=epochs)]
+    full = main_specs([dataset], scale, seeds, layers=[('midl', mid)], device=device, noises=(0.,), epochs=epochs)
     return _specs([dataset], scale, 'table4', seeds, layers, device, epochs, latency_batch=1) + full
 
 def ablation_name(rec):
@@ -242,6 +243,19 @@ def efficiency_rows(settings, input_shape=(3, 32, 32), n_classes=10, batch=64, r
     return pd.DataFrame(rows).set_index('model')
 
 # %% ../nbs/08_reproduce.ipynb 37
+TABLE5_SETTINGS = [('MLP + Dropout', 'dense', dict(p=0.5)),
+                   ('Concrete Dropout', 'concrete_dropout', {}),
+                   ('Switch Transformer', 'switch', {}),
+                   ('MID-L (Appendix A)', 'midl', dict(top_k=0.5, variant='appendix_a')),
+                   ('MID-L (§4.4)', 'midl', dict(top_k=0.5, variant='section_4_4'))]
+
+def efficiency_with_paper(ours:pd.DataFrame):
+    "`efficiency_rows` output joined with the paper's Table 5 columns (suffix ' (paper)'), via a `paper_row` column."
+    from midl.experiment import paper_table
+    key = ours.index.str.replace(r' \((Appendix A|§4\.4)\)$', '', regex=True)
+    return ours.assign(paper_row=key).join(paper_table(5).droplevel(0).add_suffix(' (paper)'), on='paper_row')
+
+# %% ../nbs/08_reproduce.ipynb 40
 EXPERIMENT_NOTEBOOKS = ('10_table8.ipynb', '11_table2.ipynb', '12_table3.ipynb', '13_table5.ipynb', '14_table4.ipynb',
                         '15_table6.ipynb', '16_table7.ipynb', '17_figure4.ipynb', '19_report.ipynb')
 
