@@ -4,7 +4,7 @@
 
 # %% ../nbs/08_reproduce.ipynb 3
 from __future__ import annotations
-import argparse, time
+import argparse, ast, os, re, sys, tempfile, time
 from pathlib import Path
 import numpy as np
 import pandas as pd
@@ -12,12 +12,14 @@ import midl
 from .experiment import RunSpec, atomic_write
 
 # %% auto 0
-__all__ = ['SCALES', 'EPOCHS', 'DISPLAY', 'BASELINE', 'ABLATIONS', 'TABLE5_SETTINGS', 'EXPERIMENT_NOTEBOOKS', 'scale_settings',
-           'available_datasets', 'save_table', 'save_figure', 'baseline_name', 'layer_pair', 'table8_specs',
-           'main_specs', 'table2_specs', 'table3_specs', 'table4_specs', 'ablation_name', 'table6_specs',
-           'table7_specs', 'figure4_specs', 'model_name', 'table_frame', 'metric', 'with_paper', 'publish', 'pair_key',
-           'paired_deltas', 'verdict', 'paper_difference', 'claim_row', 'efficiency_rows', 'efficiency_with_paper',
-           'find_nbs', 'run_notebook', 'reproduce', 'main']
+__all__ = ['SCALES', 'EPOCHS', 'SIZES', 'DISPLAY', 'BASELINE', 'ABLATIONS', 'SMI_COLUMNS', 'TABLE5_SETTINGS',
+           'EXPERIMENT_NOTEBOOKS', 'REPRO_DATASETS', 'scale_settings', 'available_datasets', 'param_list', 'save_table',
+           'save_figure', 'baseline_name', 'layer_pair', 'table8_specs', 'main_specs', 'table2_specs', 'table3_specs',
+           'table4_specs', 'ablation_name', 'table6_specs', 'table7_specs', 'figure4_specs', 'model_name',
+           'table_frame', 'metric', 'with_paper', 'publish', 'mark_not_run', 'smi_table', 'pair_key', 'paired_deltas',
+           'verdict', 'paper_difference', 'claim_row', 'efficiency_rows', 'efficiency_with_paper', 'UsageError',
+           'NotebookFailed', 'find_nbs', 'select_notebooks', 'writable_dir', 'run_notebook', 'missing_data',
+           'reproduce', 'main']
 
 # %% ../nbs/08_reproduce.ipynb 6
 SCALES = dict(
@@ -27,21 +29,47 @@ SCALES = dict(
 )
 EPOCHS = dict(full=dict(digits=40, mnist=10, fashion_mnist=10, kmnist=10, adult=10, imdb=3, cifar10=10, cifar100=10, svhn=10),
               default=dict(digits=30, mnist=4, fashion_mnist=4, kmnist=4, adult=4, imdb=2, cifar10=4, cifar100=4, svhn=4))
+SIZES = dict(digits=dict(n_train=None, n_test=None))   # smaller than the scales' subsets: always the whole set
 
 def scale_settings(scale:str, dataset:str):
     "Seeds, subset sizes and epochs for `dataset` at `scale`."
     if scale not in SCALES: raise ValueError(f"scale={scale!r} is not one of {list(SCALES)}")
-    s = dict(SCALES[scale])
+    s = {**SCALES[scale], **SIZES.get(dataset, {})}
     if s['epochs'] is None: s['epochs'] = EPOCHS[scale].get(dataset, 10)
     return s
 
-# %% ../nbs/08_reproduce.ipynb 9
+# %% ../nbs/08_reproduce.ipynb 10
 def available_datasets(names, root=None):
     "The subset of `names` that can be loaded from the local data cache without a download."
     from midl.data import data_available
     return [n for n in names if data_available(n, root=root)]
 
-# %% ../nbs/08_reproduce.ipynb 11
+# %% ../nbs/08_reproduce.ipynb 13
+_EXAMPLES = {int: '[0, 1]', float: '[0.0, 0.2]', str: '[mnist, adult]'}
+
+def _item(v, kind):
+    if isinstance(v, bool): raise ValueError
+    if kind is int and not isinstance(v, int):
+        if not (isinstance(v, str) and re.fullmatch(r'[+-]?\d+', v.strip())): raise ValueError
+    if kind is str and not isinstance(v, str): raise ValueError
+    return kind(v.strip() if isinstance(v, str) else v)
+
+def param_list(value, kind=str, name:str='value'):
+    "A list parameter as a list of `kind`: lists kept, `None` kept, strings as papermill's `-p` passes them parsed."
+    if value is None: return None
+    items = value
+    if isinstance(value, str):
+        s = value.strip()
+        try: items = ast.literal_eval(s) if s[:1] in '[(' else None
+        except (ValueError, SyntaxError): items = None
+        if items is None: items = [t.strip('\'"') for t in re.split(r'[,\s]+', s.strip('[]()')) if t.strip('\'"')]
+    if not isinstance(items, (list, tuple)): items = [items]
+    try: return [_item(v, kind) for v in items]
+    except (ValueError, TypeError):
+        raise ValueError(f"{name}={value!r} is not a list of {kind.__name__}: pass e.g. "
+                         f"-p {name} '{_EXAMPLES.get(kind, '[...]')}'") from None
+
+# %% ../nbs/08_reproduce.ipynb 15
 def save_table(df:pd.DataFrame, out_dir, name:str, caption:str=''):
     "Write `df` to `out_dir/name.md` (with `caption`) and `out_dir/name.csv`."
     out = Path(out_dir)
@@ -54,7 +82,7 @@ def save_figure(fig, out_dir, name:str, dpi:int=120):
     "Write a matplotlib figure to `out_dir/name.png`."
     return atomic_write(Path(out_dir)/f'{name}.png', lambda p: fig.savefig(p, format='png', dpi=dpi, bbox_inches='tight'))
 
-# %% ../nbs/08_reproduce.ipynb 14
+# %% ../nbs/08_reproduce.ipynb 18
 from dataclasses import replace
 DISPLAY = dict(digits='digits (8×8, scikit-learn)', mnist='MNIST', fashion_mnist='Fashion-MNIST', kmnist='KMNIST',
                cifar10='CIFAR-10', cifar100='CIFAR-100', svhn='SVHN', adult='UCI Adult', imdb='IMDB')
@@ -87,7 +115,7 @@ def main_specs(datasets, scale='default', seeds=None, layers=None, device='cpu',
     base = _specs(datasets, scale, 'table8', seeds, layers, device, epochs, latency_batch=1)
     return [replace(s, label_noise=n, corruption='all' if n == 0 and s.dataset in corrupt else None) for n in noises for s in base]
 
-# %% ../nbs/08_reproduce.ipynb 16
+# %% ../nbs/08_reproduce.ipynb 20
 def table2_specs(scale='default', seeds=None, layers=None, device='cpu', datasets=('mnist', 'cifar10', 'adult'),
                  per_class=20, adult_total=1000, epochs=None):
     "Table 2: 20 samples per class (MNIST, CIFAR-10) or 1000 in total (Adult); the full test set."
@@ -103,7 +131,7 @@ def table3_specs(scale='default', seeds=None, layers=None, device='cpu', dataset
     "Table 3: symmetric label noise at each rate; the clean runs are also evaluated on the generated CIFAR-10-C."
     return main_specs([dataset], scale, seeds, layers, device, noises=noises, epochs=epochs)
 
-# %% ../nbs/08_reproduce.ipynb 19
+# %% ../nbs/08_reproduce.ipynb 23
 ABLATIONS = {'F1 only': ('f1_only', {}), 'F2 only': ('f2_only', {}), 'Fixed alpha=0.5': ('fixed_alpha', dict(alpha=0.5)),
              'No alpha gating (random Top-k)': ('random_topk', {}), 'Gumbel-Softmax gating': ('gumbel', {}),
              'Full MID-L': ('midl', {})}            # row names as in the paper's Table 4
@@ -119,7 +147,7 @@ def ablation_name(rec):
     "The Table 4 row name of a record."
     return {kind: name for name, (kind, _) in ABLATIONS.items()}[rec['spec']['layer']]
 
-# %% ../nbs/08_reproduce.ipynb 22
+# %% ../nbs/08_reproduce.ipynb 26
 def table6_specs(datasets=('mnist', 'cifar10'), scale='default', seed:int=0, device='cpu', epochs=None):
     "Table 6 / Figure 3: dropout baseline, MID-L (Table 8's clean runs) and random top-k (Table 4's ablation), one seed."
     out = []
@@ -136,7 +164,7 @@ def figure4_specs(datasets=('mnist', 'cifar10', 'svhn'), scale='default', seed:i
     "Figure 4: Table 8's clean baseline and MID-L runs, one seed per dataset."
     return main_specs(datasets, scale, [seed], device=device, noises=(0.,), epochs=epochs)
 
-# %% ../nbs/08_reproduce.ipynb 25
+# %% ../nbs/08_reproduce.ipynb 29
 def model_name(rec):
     "The paper's row name for a record: MID-L, or the dataset's baseline."
     return 'MID-L' if rec['spec']['layer'] == 'midl' else baseline_name(rec['spec']['dataset'])
@@ -163,7 +191,7 @@ def table_frame(records, columns:dict, where=lambda r: True, dataset_name=None, 
 
 def metric(name): return lambda r: r['metrics'].get(name)
 
-# %% ../nbs/08_reproduce.ipynb 26
+# %% ../nbs/08_reproduce.ipynb 30
 def with_paper(table:pd.DataFrame, paper_table_no:int):
     "Our `table_frame` beside the paper's Table `paper_table_no` (via `side_by_side`), with our `data` column first."
     from midl.experiment import side_by_side, paper_table
@@ -173,7 +201,7 @@ def with_paper(table:pd.DataFrame, paper_table_no:int):
     sbs.insert(0, 'data', table['data'].reindex(sbs.index).fillna('not run') if 'data' in table else '')
     return sbs
 
-# %% ../nbs/08_reproduce.ipynb 28
+# %% ../nbs/08_reproduce.ipynb 32
 def publish(table:pd.DataFrame, paper_table_no:int, out_dir, name:str, scale:str):
     "Save our `table` and its side-by-side with the paper (`name_ours`, `name_side_by_side` as .md/.csv); return the latter."
     sbs = with_paper(table, paper_table_no)
@@ -181,7 +209,27 @@ def publish(table:pd.DataFrame, paper_table_no:int, out_dir, name:str, scale:str
     save_table(sbs, out_dir, f'{name}_side_by_side', caption=f'Table {paper_table_no}: ours vs paper (scale={scale})')
     return sbs
 
-# %% ../nbs/08_reproduce.ipynb 31
+# %% ../nbs/08_reproduce.ipynb 33
+def mark_not_run(table:pd.DataFrame, datasets, note:str='not run: data not available offline'):
+    "`table` plus one row per (dataset, model) of `datasets` whose `data` column says why it was not run."
+    if not len(datasets): return table
+    idx = pd.MultiIndex.from_tuples([(DISPLAY.get(d, d), m) for d in datasets for m in (baseline_name(d), 'MID-L')],
+                                    names=['dataset', 'model'])
+    rows = pd.DataFrame({'data': note}, index=idx)
+    return pd.concat([table, rows]) if len(table) else rows
+
+# %% ../nbs/08_reproduce.ipynb 36
+SMI_COLUMNS = {'smi_selected': 'SMI (nats)', 'smi_output': 'SMI, whole output (nats)', 'activation_freq': 'Activation Freq (%)'}
+
+def smi_table(values:pd.DataFrame, records):
+    "Table 6 from the analysis `values` (columns dataset, model, smi_selected, smi_output, activation_freq) and run `records`."
+    if not len(values): return pd.DataFrame(columns=[*SMI_COLUMNS.values(), 'data'])
+    t = values.set_index(['dataset', 'model'])[list(SMI_COLUMNS)].rename(columns=SMI_COLUMNS)
+    t['Activation Freq (%)'] = (100 * t['Activation Freq (%)']).round(1)
+    desc = {DISPLAY[r['spec']['dataset']]: r['data']['description'] for r in records}
+    return t.round(4).assign(data=[desc.get(d, '') for d, _ in t.index])
+
+# %% ../nbs/08_reproduce.ipynb 40
 def pair_key(rec):
     "Everything in a record's spec except the hidden layer: runs with equal keys form a comparison."
     return tuple((k, str(v)) for k, v in sorted(rec['spec'].items()) if k not in ('layer', 'layer_config'))
@@ -217,7 +265,7 @@ def claim_row(claim, deltas, paper_delta, scale=1., unit='', digits:int=2):
     return dict(claim=claim, ours=ours, paper=f'{paper_delta * scale:+.{digits}f}{unit}', seeds=len(deltas),
                 verdict=verdict(deltas, paper_delta))
 
-# %% ../nbs/08_reproduce.ipynb 34
+# %% ../nbs/08_reproduce.ipynb 43
 def efficiency_rows(settings, input_shape=(3, 32, 32), n_classes=10, batch=64, repeats=30, device='cpu', seed=0, warmup=10):
     "One row of FLOPs/latency/memory per `(name, layer, config)` in `settings`, measured at batch `batch`."
     import torch
@@ -242,7 +290,7 @@ def efficiency_rows(settings, input_shape=(3, 32, 32), n_classes=10, batch=64, r
                          latency_ms=t['median_ms'], latency_iqr_ms=t['iqr_ms'], memory_MB=peak_memory_mb(m, xb)))
     return pd.DataFrame(rows).set_index('model')
 
-# %% ../nbs/08_reproduce.ipynb 37
+# %% ../nbs/08_reproduce.ipynb 46
 TABLE5_SETTINGS = [('MLP + Dropout', 'dense', dict(p=0.5)),
                    ('Concrete Dropout', 'concrete_dropout', {}),
                    ('Switch Transformer', 'switch', {}),
@@ -255,9 +303,16 @@ def efficiency_with_paper(ours:pd.DataFrame):
     key = ours.index.str.replace(r' \((Appendix A|§4\.4)\)$', '', regex=True)
     return ours.assign(paper_row=key).join(paper_table(5).droplevel(0).add_suffix(' (paper)'), on='paper_row')
 
-# %% ../nbs/08_reproduce.ipynb 40
+# %% ../nbs/08_reproduce.ipynb 49
 EXPERIMENT_NOTEBOOKS = ('10_table8.ipynb', '11_table2.ipynb', '12_table3.ipynb', '13_table5.ipynb', '14_table4.ipynb',
                         '15_table6.ipynb', '16_table7.ipynb', '17_figure4.ipynb', '19_report.ipynb')
+REPRO_DATASETS = ('mnist', 'fashion_mnist', 'adult', 'imdb', 'cifar10', 'cifar100', 'svhn')   # used besides `digits`
+
+class UsageError(ValueError):
+    "A command-line value that cannot work; the message says which and what to pass instead."
+
+class NotebookFailed(RuntimeError):
+    "An experiment notebook raised; the message carries its error and the path of the executed copy."
 
 def find_nbs(nbs=None):
     "The notebooks folder: `nbs`, else the repository's `nbs/` next to the installed package."
@@ -267,18 +322,54 @@ def find_nbs(nbs=None):
                                 f"(midl_reproduce runs the notebooks, so it needs a clone of the repository)")
     return p
 
+def select_notebooks(only=None, names=EXPERIMENT_NOTEBOOKS):
+    "The notebooks of `names` named exactly in `only` (file name, stem `13_table5` or short name `table5`); all if empty."
+    if not only: return list(names)
+    alias = {a: n for n in names for s in [n.removesuffix('.ipynb')] for a in (n, s, s.split('_', 1)[-1])}
+    bad = [o for o in only if o not in alias]
+    if bad: raise UsageError(f"--only {' '.join(bad)}: no such notebook; valid names: "
+                             f"{', '.join(n.removesuffix('.ipynb') for n in names)} (or short names such as table5)")
+    chosen = {alias[o] for o in only}
+    return [n for n in names if n in chosen]
+
+def writable_dir(path, what:str='--out') -> Path:
+    "`path` resolved and created, once a file could be written there; else a one-line `UsageError`."
+    p = Path(path).expanduser().resolve()
+    try:
+        p.mkdir(parents=True, exist_ok=True)
+        with tempfile.NamedTemporaryFile(dir=p, prefix='.midl-write-check-'): pass
+    except OSError as e: raise UsageError(f"{what} {path}: cannot write there ({e.strerror or e}); choose a writable folder") from None
+    return p
+
+# %% ../nbs/08_reproduce.ipynb 52
 def run_notebook(src:Path, dst:Path, params:dict, cwd:Path):
     "Execute `src` with papermill and those of `params` its parameters cell declares, into `dst` (kernel python3)."
     import papermill as pm
+    from traitlets.config import Config
     dst.parent.mkdir(parents=True, exist_ok=True)
-    params = {k: v for k, v in params.items() if k in pm.inspect_notebook(str(src))}   # only those it declares
-    pm.execute_notebook(str(src), str(dst), parameters=params, kernel_name='python3', cwd=str(cwd), progress_bar=False)
+    declared = pm.inspect_notebook(str(src))
+    params = {k: v for k, v in params.items() if k in declared}                  # only those it declares
+    cfg = Config(); cfg.KernelManager.transport = 'ipc' if os.name == 'posix' else 'tcp'
+    try: pm.execute_notebook(str(src), str(dst), parameters=params, kernel_name='python3', cwd=str(cwd),
+                             progress_bar=False, config=cfg)
+    except pm.PapermillExecutionError as e:
+        raise NotebookFailed(f"{Path(src).name} failed: {e.ename}: {e.evalue}\n"
+                             f"  the executed notebook, with the full traceback: {dst}") from None
+
+def missing_data(names=REPRO_DATASETS, root=None) -> list:
+    "One line per dataset of `names` that the data cache lacks, with the command that gets it."
+    from midl.data import data_available
+    return [f'{n}: midl_data download {n}   (or: midl_data import FOLDER, from a local copy)'
+            for n in names if not data_available(n, root)]
 
 def reproduce(scale='default', out='_out/reproduce', only=None, device='cpu', nbs=None, workers=1, notebooks=None):
-    "Run the experiment notebooks at `scale` into `out`; returns the summary text."
-    out = Path(out).resolve(); nbs = find_nbs(nbs)
-    names = list(notebooks or EXPERIMENT_NOTEBOOKS)
-    if only: names = [n for n in names if any(o in n for o in only)]
+    "Run the experiment notebooks at `scale` into `out`; returns the summary text. Stops at the first failing notebook."
+    from midl.train import get_device
+    if scale not in SCALES: raise UsageError(f"--scale {scale}: use one of {', '.join(SCALES)}")
+    try: get_device(device)                                        # e.g. 'cuda' without a GPU: fail once, up front
+    except RuntimeError as e: raise UsageError(f'--device {device}: {e}') from None
+    names = select_notebooks(only, notebooks or EXPERIMENT_NOTEBOOKS)
+    out, nbs = writable_dir(out), find_nbs(nbs)
     params = dict(scale=scale, device=device, workers=workers, results_dir=str(out/'results'), out_dir=str(out),
                   models_dir=str(out/'models'))                        # trained weights, reused by the analysis notebooks
     for i, name in enumerate(names, 1):
@@ -287,16 +378,22 @@ def reproduce(scale='default', out='_out/reproduce', only=None, device='cpu', nb
         run_notebook(nbs/name, out/'notebooks'/name, params, nbs)
         print(f'    done in {time.perf_counter() - t0:.0f} s', flush=True)
     summary = out/'summary.md'
-    return summary.read_text() if summary.exists() else f'no summary written; outputs are in {out}'
+    text = summary.read_text() if summary.exists() else f'no summary written; outputs are in {out}'
+    miss = missing_data()
+    if miss: text += '\nNot run, because the data cache lacks these datasets; each command fetches one:\n' + '\n'.join(f'  {m}' for m in miss) + '\n'
+    return text
 
 def main(argv=None):
-    "Console entry point `midl_reproduce`."
+    "Console entry point `midl_reproduce`; returns the exit status (0 done, 1 a notebook failed, 2 a bad argument)."
     ap = argparse.ArgumentParser(prog='midl_reproduce', description='Re-run the MID-L paper reproduction notebooks.')
     ap.add_argument('--scale', default='default', choices=list(SCALES), help='smoke (CI), default (offline, < 10 min), full')
     ap.add_argument('--out', default='_out/reproduce', help='output folder (executed notebooks, results, tables, figures)')
-    ap.add_argument('--only', nargs='*', help='run only notebooks whose file name contains one of these strings')
+    ap.add_argument('--only', nargs='*', help='run only these notebooks, named exactly: 13_table5, table5 or 13_table5.ipynb')
     ap.add_argument('--device', default='cpu', help="'cpu', 'cuda' or 'auto'")
     ap.add_argument('--workers', type=int, default=1, help='training runs side by side in worker processes')
     ap.add_argument('--nbs', default=None, help="the repository's nbs/ folder (found automatically in a clone)")
     a = ap.parse_args(argv)
-    print(reproduce(a.scale, a.out, a.only, a.device, a.nbs, a.workers))
+    try: print(reproduce(a.scale, a.out, a.only, a.device, a.nbs, a.workers))
+    except (UsageError, FileNotFoundError) as e: print(f'midl_reproduce: {e}', file=sys.stderr); return 2
+    except NotebookFailed as e: print(f'midl_reproduce: {e}', file=sys.stderr); return 1
+    return 0
