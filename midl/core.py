@@ -60,11 +60,20 @@ class TopKSchedule:
 # %% ../nbs/01_core.ipynb 14
 VARIANTS = ('appendix_a', 'section_4_4')
 
-def make_paths(d_in, d_out, variant='appendix_a', rank=None, hidden=None, bias=True):
+def _check_width(name, v):
+    "`v` as an int if it is a valid layer width (a positive int), else an error naming the argument `name`."
+    if isinstance(v, bool) or not isinstance(v, numbers.Integral):
+        raise TypeError(f"{name}={v!r} must be an int number of features; pass a positive int such as {name}=64")
+    if v < 1: raise ValueError(f"{name}={v} is not a valid width: a layer needs at least 1 feature; pass {name} >= 1")
+    return int(v)
+
+def make_paths(d_in, d_out, variant='appendix_a', rank=None, f2_hidden=None, bias=True):
     "The `(f1, f2)` modules of the paper's `variant` for a `d_in` → `d_out` layer."
+    d_in, d_out = _check_width('d_in', d_in), _check_width('d_out', d_out)
     if variant == 'appendix_a': return nn.Linear(d_in, d_out, bias), nn.Linear(d_in, d_out, bias)
     if variant == 'section_4_4':
-        r, h = rank or max(1, d_in // 2), hidden or d_out
+        r = max(1, d_in // 2) if rank is None else _check_width('rank', rank)          # f1's rank: d_in / 2
+        h = d_out if f2_hidden is None else _check_width('f2_hidden', f2_hidden)        # f2's hidden width: d_out
         f1 = nn.Sequential(nn.Linear(d_in, r, bias), nn.Linear(r, d_out, bias))               # d_in -> r -> d_out
         f2 = nn.Sequential(nn.Linear(d_in, h, bias), nn.ReLU(), nn.Linear(h, d_out, bias))    # 2-layer MLP
         return f1, f2
@@ -80,17 +89,18 @@ class MIDLayer(nn.Module):
                  variant:str='appendix_a', # 'appendix_a' (linear f1, f2) or 'section_4_4' (low-rank f1, MLP f2)
                  alpha_dropout:float=0.1, # dropout on alpha_hat in training (§4.4); 0 disables
                  ste:str='masked', # gradient through the mask: 'masked' (Appendix A) or 'identity' (straight-through)
-                 rank:int=None, hidden:int=None, # §4.4 sizes: f1's rank (dim//2) and f2's hidden width (out_dim)
+                 rank:int=None, f2_hidden:int=None, # §4.4 sizes: f1's rank (dim//2) and f2's hidden width (out_dim)
                  f1:nn.Module=None, f2:nn.Module=None, # custom paths (override `variant`)
                  bias:bool=True,
                  anr_threshold:float=0., # a neuron counts as active when alpha_hat > anr_threshold
                  track_stats:bool=False): # accumulate ANR and selection counts during forward
         super().__init__()
-        self.in_features, self.out_features = dim, out_dim or dim
+        self.in_features = _check_width('dim', dim)
+        self.out_features = self.in_features if out_dim is None else _check_width('out_dim', out_dim)
         if ste not in self.stes: raise ValueError(f"ste={ste!r} is not one of {self.stes}")
         if not 0 <= alpha_dropout < 1: raise ValueError(f"alpha_dropout={alpha_dropout} must be in [0, 1)")
         self.variant, self.ste, self.anr_threshold, self.track_stats = variant, ste, anr_threshold, track_stats
-        p1, p2 = make_paths(dim, self.out_features, variant, rank, hidden, bias) if f1 is None or f2 is None else (f1, f2)
+        p1, p2 = make_paths(dim, self.out_features, variant, rank, f2_hidden, bias) if f1 is None or f2 is None else (f1, f2)
         self.f1, self.f2 = (p1 if f1 is None else f1), (p2 if f2 is None else f2)
         self.alpha_proj = nn.Linear(dim, self.out_features, bias)
         self.alpha_drop = nn.Dropout(alpha_dropout)
@@ -187,7 +197,7 @@ def extra_repr(self:MIDLayer):
     return (f"{self.in_features} -> {self.out_features}, top_k={top!r}, variant={self.variant!r}, "
             f"alpha_dropout={self.alpha_drop.p}, ste={self.ste!r}")
 
-# %% ../nbs/01_core.ipynb 53
+# %% ../nbs/01_core.ipynb 55
 def midl_layers(model:nn.Module):
     "All `MIDLayer`s inside `model` (including `model` itself), in module order."
     return [m for m in model.modules() if isinstance(m, MIDLayer)]
@@ -211,7 +221,7 @@ def anr(model:nn.Module):
     tot = sum(int(l.n_rows) * l.out_features for l in layers)
     return act / tot if tot else float('nan')
 
-# %% ../nbs/01_core.ipynb 60
+# %% ../nbs/01_core.ipynb 62
 class MIDChannels(nn.Module):
     "MID-L over the channels of (B, C, H, W) feature maps; `gate='pool'` picks k channels per sample, 'pixel' per position."
     gates = ('pool', 'pixel')

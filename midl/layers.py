@@ -45,7 +45,7 @@ class MIDBlock(HiddenBlock, MIDLayer):
     "MID-L (`midl.core.MIDLayer`, both variants) followed by ReLU; keyword options go to `MIDLayer`."
     def __init__(self, in_features:int, out_features:int,
                  top_k=0.5, # neurons kept per row (Table 12: 50 %)
-                 **kwargs): # `variant`, `alpha_dropout`, `ste`, `rank`, `hidden`, ... of `MIDLayer`
+                 **kwargs): # `variant`, `alpha_dropout`, `ste`, `rank`, `f2_hidden`, ... of `MIDLayer`
         super().__init__(in_features, top_k, out_dim=out_features, **kwargs)
 
     def forward(self, x): return F.relu(super().forward(x))      # a = phi(z)
@@ -264,8 +264,8 @@ class PathOnly(MIDBlock):
     "Table 4 'F1 only' / 'F2 only': $z = F_1(x)$ or $F_2(x)$, no gate; every neuron counts as active."
     path = 'f1'
     def __init__(self, in_features:int, out_features:int, top_k=1.0, variant:str='appendix_a', rank:int=None,
-                 hidden:int=None, bias:bool=True, alpha_dropout:float=0., **kwargs):
-        f1, f2 = make_paths(in_features, out_features, variant, rank, hidden, bias)
+                 f2_hidden:int=None, bias:bool=True, alpha_dropout:float=0., **kwargs):
+        f1, f2 = make_paths(in_features, out_features, variant, rank, f2_hidden, bias)
         f1, f2 = (f1, _NoPath()) if self.path == 'f1' else (_NoPath(), f2)
         super().__init__(in_features, out_features, top_k=1.0, variant=variant, f1=f1, f2=f2, bias=bias,
                          alpha_dropout=0., **kwargs)

@@ -38,8 +38,9 @@ def dropout_dense_grads(x, W, b, mask, G, scale=1.0):
 
 # %% ../nbs/00_math.ipynb 17
 def topk_mask(alpha, k):
-    "The 0/1 mask $M$ that keeps the `k` largest entries of each row (last dimension) of `alpha`."
-    idx = alpha.topk(k, dim=-1).indices                 # indices of the k largest alpha per row
+    "The 0/1 mask $M$ that keeps the `k` largest entries of each row (last dimension) of `alpha`; NaN ranks lowest."
+    rank = alpha.masked_fill(alpha.isnan(), float('-inf'))  # NaN below every number (torch.topk puts it above +inf)
+    idx = rank.topk(k, dim=-1).indices                  # indices of the k largest alpha per row
     return torch.zeros_like(alpha).scatter_(-1, idx, 1.0)  # M_ni = 1 iff alpha_ni is in the row's top k
 
 # %% ../nbs/00_math.ipynb 21

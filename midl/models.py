@@ -4,7 +4,7 @@
 
 # %% ../nbs/04_models.ipynb 3
 from __future__ import annotations
-import math
+import math, numbers
 import torch
 from torch import nn
 from .layers import make_layer, LAYERS
@@ -17,11 +17,11 @@ __all__ = ['BACKBONES', 'Classifier', 'mlp', 'conv_features', 'cnn', 'LSTMEncode
 class Classifier(nn.Module):
     "`features` → hidden blocks of kind `layer` with widths `hidden` → linear head over `n_classes`."
     def __init__(self, features:nn.Module, feat_dim:int, n_classes:int,
-                 hidden=(256, 256), # widths of the hidden blocks
+                 hidden=(256, 256), # widths of the hidden blocks (an int: one block of that width)
                  layer:str='midl', # hidden-layer kind, see `midl.layers.LAYERS`
                  **layer_config): # options of that kind, e.g. top_k=0.5 or p=0.5
         super().__init__()
-        widths = (feat_dim, *hidden)
+        widths = (feat_dim, *((hidden,) if isinstance(hidden, numbers.Integral) else hidden))
         self.features, self.layer = features, layer
         self.hidden = nn.Sequential(*[make_layer(layer, i, o, **layer_config) for i, o in zip(widths[:-1], widths[1:])])
         self.head = nn.Linear(widths[-1], n_classes)

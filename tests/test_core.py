@@ -2,8 +2,8 @@
 import pytest, torch
 from torch import nn
 import midl
-from midl.core import MIDLayer, MIDChannels, TopKSchedule, resolve_top_k, tracking, anr, midl_layers
-from midl.math import midl_grads, MIDL_PARAM_NAMES
+from midl.core import MIDLayer, MIDChannels, TopKSchedule, resolve_top_k, tracking, anr, midl_layers, make_paths
+from midl.math import midl_grads, topk_mask, MIDL_PARAM_NAMES
 
 def test_issue_example_and_package_exports():
     y = MIDLayer(64, 32)(torch.randn(8, 64))
@@ -125,3 +125,83 @@ def test_bad_inputs():
     with pytest.raises(ValueError, match='be 64.*got 32'): l(torch.randn(8, 32))
     with pytest.raises(TypeError, match='floating-point'): l(torch.ones(8, 64, dtype=torch.long))
     with pytest.raises(TypeError, match='torch.Tensor'): l([[0.0] * 64])
+
+@pytest.mark.parametrize('make,match', [
+    (lambda: MIDLayer(dim=0, top_k=1), 'dim=0'),
+    (lambda: MIDLayer(8, 0.5, out_dim=0), 'out_dim=0'),                 # was silently out_dim = dim
+    (lambda: MIDLayer(-4, 0.5), 'dim=-4'),
+    (lambda: MIDLayer(8, 0.5, out_dim=-1), 'out_dim=-1'),
+    (lambda: MIDLayer(8, 0.5, variant='section_4_4', rank=0), 'rank=0'),          # was silently d_in // 2
+    (lambda: MIDLayer(8, 0.5, variant='section_4_4', f2_hidden=0), 'f2_hidden=0'),  # was silently out_dim
+    (lambda: make_paths(0, 4), 'd_in=0'),
+    (lambda: make_paths(4, -2, 'section_4_4'), 'd_out=-2'),
+    (lambda: MIDChannels(0, 0.5), 'dim=0'),
+    (lambda: MIDChannels(8, 0.5, out_channels=0), 'out_dim=0')])
+def test_bad_widths_raise_at_construction(make, match):
+    with pytest.raises(ValueError, match=match + '.*>= 1'): make()
+
+def test_non_int_width_is_a_type_error():
+    with pytest.raises(TypeError, match='int number of features'): MIDLayer(8.0, 0.5)
+    with pytest.raises(TypeError, match='int number of features'): MIDLayer(8, 0.5, out_dim=True)
+
+def test_f2_hidden_sets_f2_width_and_hidden_is_gone():
+    l = MIDLayer(16, 0.5, out_dim=8, variant='section_4_4', rank=4, f2_hidden=24)
+    assert [m.weight.shape for m in l.f2 if isinstance(m, nn.Linear)] == [(24, 16), (8, 24)]
+    assert l.f1[0].out_features == 4
+    assert MIDLayer(16, 0.5, out_dim=8, variant='section_4_4').f2[0].out_features == 8     # default: out_dim
+    with pytest.raises(TypeError, match='hidden'): MIDLayer(16, 0.5, variant='section_4_4', hidden=24)
+
+def test_topk_mask_ranks_nan_lowest():
+    nan, inf = float('nan'), float('inf')
+    a = torch.tensor([[nan, 0.1, 0.9, 0.5], [0.2, nan, inf, -inf], [nan, nan, nan, 0.3]])
+    m = topk_mask(a, 2)
+    assert m[:2].tolist() == [[0., 0., 1., 1.], [1., 0., 1., 0.]]
+    assert m[2, 3] == 1 and m.sum(-1).tolist() == [2., 2., 2.]
+
+@pytest.mark.parametrize('ste', ['masked', 'identity'])
+def test_nan_gate_never_takes_a_slot(ste):
+    torch.manual_seed(0)
+    l = MIDLayer(16, 0.25, alpha_dropout=0., ste=ste).eval()
+    with torch.no_grad(): l.alpha_proj.weight[5] = float('nan')          # neuron 5's gate is NaN in every row
+    x = torch.randn(64, 16)
+    assert torch.sigmoid(l.alpha_proj(x))[:, 5].isnan().all()
+    with tracking(l):
+        ah = l.gate(x); _, m = l.select(x)
+    assert (m[:, 5] == 0).all() and (m.sum(-1) == 4).all()             # never selected, exactly k per row
+    assert ((ah > 0).sum(-1) == 4).all()
+    assert l.stats()['anr'] == 0.25 and anr(l) == 0.25                  # ANR = k/d (was 3/16)
+    assert l.stats()['selection_freq'][5] == 0
+
+def test_nan_input_row_stays_in_its_row():
+    torch.manual_seed(0)
+    l = MIDLayer(16, 0.25, out_dim=8).eval()
+    x = torch.randn(6, 16); x[2, 3] = float('nan')
+    y = l(x)
+    assert y[2].isnan().all()
+    keep = [0, 1, 3, 4, 5]
+    assert torch.isfinite(y[keep]).all()
+    torch.testing.assert_close(y[keep], l(x[keep]))
+    assert (l.gate(x).gt(0).sum(-1)[keep] == 2).all()                   # k = 0.25 * 8
+
+def _deploy_model(variant='appendix_a'):
+    torch.manual_seed(0)
+    return nn.Sequential(MIDLayer(16, 0.5, out_dim=8, variant=variant), nn.ReLU(), nn.Linear(8, 3)).eval()
+
+def test_torch_export_with_dynamic_batch():
+    m = _deploy_model()
+    ep = torch.export.export(m, (torch.randn(4, 16),), dynamic_shapes=({0: torch.export.Dim('batch')},))
+    for n in (1, 9):
+        x = torch.randn(n, 16)
+        torch.testing.assert_close(ep.module()(x), m(x))
+
+@pytest.mark.parametrize('variant', ['appendix_a', 'section_4_4'])
+def test_onnx_export_matches_onnxruntime(variant, tmp_path):
+    pytest.importorskip('onnx'); pytest.importorskip('onnxscript'); ort = pytest.importorskip('onnxruntime')
+    m, path = _deploy_model(variant), tmp_path / 'midl.onnx'
+    torch.onnx.export(m, (torch.randn(4, 16),), str(path), dynamo=True,
+                      dynamic_shapes=({0: torch.export.Dim('batch')},))
+    sess = ort.InferenceSession(str(path), providers=['CPUExecutionProvider'])
+    for n in (1, 7):                                                     # not the export sample's batch size 4
+        x = torch.randn(n, 16)
+        y = sess.run(None, {sess.get_inputs()[0].name: x.numpy()})[0]
+        torch.testing.assert_close(torch.from_numpy(y), m(x), atol=1e-5, rtol=1e-5)

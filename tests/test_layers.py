@@ -219,3 +219,24 @@ def test_model_level_helpers():
     torch.testing.assert_close(collect_aux_loss(net), total)
     assert len(hidden_blocks(net)) == 3 and model_anr(net) == 1.0
     assert collect_aux_loss(nn.Linear(2, 2)).item() == 0
+
+@pytest.mark.parametrize('name', ['midl', 'fixed_alpha', 'gumbel'])
+def test_nan_gate_never_takes_a_slot_in_gated_ablations(name):
+    torch.manual_seed(0)
+    b = make_layer(name, 12, 8, top_k=2, alpha_dropout=0.).eval()
+    with torch.no_grad(): b.alpha_proj.bias[1] = float('nan')            # neuron 1's gate is NaN in every row
+    x = torch.randn(40, 12)
+    _, m = b.select(x)
+    assert (m[:, 1] == 0).all() and (m.sum(-1) == 2).all()
+    assert model_anr(b, x) == 0.25                                      # k/d, not (k-1)/d
+
+@pytest.mark.parametrize('name', ['midl', 'f2_only', 'fixed_alpha'])
+def test_f2_hidden_sets_f2_width(name):
+    b = make_layer(name, 8, 6, variant='section_4_4', f2_hidden=10)
+    assert b.f2[0].out_features == 10 and b.f2[2].in_features == 10
+    with pytest.raises(TypeError, match='f2_hidden'): make_layer(name, 8, 6, hidden=10)   # the old name is rejected
+
+@pytest.mark.parametrize('name', GATING)
+def test_zero_width_fails_at_construction(name):
+    with pytest.raises(ValueError, match='>= 1'): make_layer(name, 8, 0)
+    with pytest.raises(ValueError, match='>= 1'): make_layer(name, 0, 8)

@@ -113,3 +113,13 @@ def test_fit_and_runspec_need_no_special_cases():
         r = evaluate(m, ds)
         assert len(hist) == 1 and 0 <= r['accuracy'] <= 1
         assert r['anr'] == model_anr(m, torch.stack([ds[i][0] for i in range(64)]))
+
+def test_hidden_widths_and_f2_hidden_do_not_collide():
+    torch.manual_seed(0)
+    m = build_model(input_shape=(1, 8, 8), n_classes=10, layer='midl', variant='section_4_4', hidden=64)
+    assert [(b.in_features, b.out_features) for b in m.hidden] == [(64, 64)]       # an int: one block of that width
+    assert m.hidden[0].f2[0].out_features == 64                                   # f2's width defaults to out_dim
+    assert m(torch.randn(3, 1, 8, 8)).shape == (3, 10)
+    m = build_model(input_shape=(1, 8, 8), n_classes=10, layer='midl', variant='section_4_4', hidden=(32, 16), f2_hidden=24)
+    assert [b.f2[0].out_features for b in m.hidden] == [24, 24] and [b.out_features for b in m.hidden] == [32, 16]
+    assert m(torch.randn(3, 1, 8, 8)).shape == (3, 10)
