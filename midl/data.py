@@ -4,7 +4,7 @@
 
 # %% ../nbs/02_data.ipynb 4
 from __future__ import annotations
-import argparse, copy, gzip, hashlib, io, json, os, pickle, re, shutil, struct, sys, tarfile, tempfile, time, warnings
+import argparse, contextlib, copy, gzip, hashlib, io, json, lzma, os, pickle, re, shutil, struct, sys, tarfile, tempfile, time, warnings, zlib
 from collections import Counter
 from pathlib import Path
 import numpy as np, pandas as pd, torch
@@ -15,12 +15,12 @@ from scipy import ndimage, sparse
 # %% auto 0
 __all__ = ['DATASETS', 'APPROX_CIFAR10_MD5', 'ADULT_COLUMNS', 'ADULT_NUMERIC', 'ADULT_MD5', 'PAD', 'UNK', 'CORRUPTIONS',
            'CIFAR10_CLASSES', 'CIFAR10C_URL', 'CIFAR10C_MD5', 'data_root', 'check_name', 'DataNotFoundError',
-           'CorruptDataError', 'ArrayDataset', 'targets_of', 'read_idx', 'read_pickle', 'read_cifar_batch',
-           'read_svhn_mat', 'md5sum', 'read_adult', 'adult_encoder', 'adult_features', 'imdb_tokenize', 'build_vocab',
-           'encode', 'pad_sequences', 'bag_of_words', 'get_dataset', 'get_splits', 'data_available',
-           'symmetric_label_noise', 'as_array_dataset', 'stratified_indices', 'stratified_subset', 'load_cifar10c',
-           'plasma_fractal', 'corrupt_images', 'corrupt_dataset', 'known_md5s', 'find_items', 'import_item',
-           'import_folder', 'cache_listing', 'midl_data']
+           'CorruptDataError', 'ArrayDataset', 'targets_of', 'check_labels', 'read_idx', 'read_pickle',
+           'read_cifar_batch', 'read_svhn_mat', 'md5sum', 'read_adult', 'adult_encoder', 'adult_features',
+           'imdb_tokenize', 'build_vocab', 'encode', 'pad_sequences', 'bag_of_words', 'get_dataset', 'get_splits',
+           'data_available', 'symmetric_label_noise', 'as_array_dataset', 'stratified_indices', 'stratified_subset',
+           'load_cifar10c', 'plasma_fractal', 'corrupt_images', 'corrupt_dataset', 'known_md5s', 'find_items',
+           'import_item', 'import_folder', 'cache_listing', 'midl_data']
 
 # %% ../nbs/02_data.ipynb 7
 DATASETS = ('mnist', 'fashion_mnist', 'kmnist', 'cifar10', 'cifar100', 'svhn', 'adult', 'imdb', 'digits')
@@ -106,13 +106,31 @@ def targets_of(ds) -> np.ndarray:
     return np.asarray(t.numpy() if isinstance(t, torch.Tensor) else t, dtype=np.int64)
 
 # %% ../nbs/02_data.ipynb 18
+def check_labels(y, n_classes:int, path) -> np.ndarray:
+    "`y` as `int64` if every label is a class index `0 … n_classes-1`; else a `CorruptDataError` naming `path`."
+    y = np.asarray(y).astype(np.int64)
+    bad = np.flatnonzero((y < 0) | (y >= n_classes))
+    if len(bad): raise CorruptDataError(f'{path}: label {y[bad[0]]} at index {bad[0]} is outside the class range '
+                                        f'0..{n_classes - 1} ({len(bad)} bad label(s)); the file is damaged: get a fresh copy')
+    return y
+
+# %% ../nbs/02_data.ipynb 21
 _IDX_TYPES = {0x08: np.uint8, 0x09: np.int8, 0x0B: '>i2', 0x0C: '>i4', 0x0D: '>f4', 0x0E: '>f8'}
+
+_DECODE_ERRORS = (EOFError, zlib.error, lzma.LZMAError, gzip.BadGzipFile, tarfile.TarError)
+
+@contextlib.contextmanager
+def _reading(path):
+    "Turn a decompression or archive error while reading `path` into a one-line `CorruptDataError` naming it."
+    try: yield
+    except _DECODE_ERRORS as e:
+        raise CorruptDataError(f'{path} is truncated or damaged ({type(e).__name__}: {e}); get a fresh copy') from None
 
 def _read_bytes(path:Path) -> bytes:
     opener = gzip.open if path.suffix == '.gz' else open
     try:
-        with opener(path, 'rb') as f: return f.read()
-    except (OSError, EOFError) as e: raise CorruptDataError(f'{path}: cannot be read ({e})') from None
+        with _reading(path), opener(path, 'rb') as f: return f.read()
+    except OSError as e: raise CorruptDataError(f'{path}: cannot be read ({e})') from None
 
 def read_idx(path) -> np.ndarray:
     "The array in IDX file `path` (plain or `.gz`); a truncated or malformed file raises `CorruptDataError`."
@@ -129,7 +147,7 @@ def read_idx(path) -> np.ndarray:
         raise CorruptDataError(f'{path} is {what}: {len(buf)} bytes, its header {dims} needs {need}')
     return np.frombuffer(buf, dt, offset=start).reshape(dims)
 
-# %% ../nbs/02_data.ipynb 22
+# %% ../nbs/02_data.ipynb 25
 def read_pickle(path) -> dict:
     "Unpickled dict of a CIFAR file, keys decoded to `str`; a truncated or foreign file raises `CorruptDataError`."
     path = Path(path)
@@ -160,7 +178,7 @@ def read_svhn_mat(path):
         raise CorruptDataError(f'{path}: X {x.shape} and {len(y)} labels, expected 32×32×3×N and N labels')
     return np.ascontiguousarray(x.transpose(3, 2, 0, 1), dtype=np.uint8), np.where(y == 10, 0, y)
 
-# %% ../nbs/02_data.ipynb 27
+# %% ../nbs/02_data.ipynb 30
 _IDX_SETS = {'mnist': ('MNIST', 'MNIST'), 'fashion_mnist': ('FashionMNIST', 'Fashion-MNIST'),
              'kmnist': ('KMNIST', 'KMNIST')}
 
@@ -194,10 +212,11 @@ def _load_idx_set(name, root, train=True, download=False):
     x, y = read_idx(paths[0]), read_idx(paths[1])
     if x.ndim != 3 or y.ndim != 1 or len(x) != len(y):
         raise CorruptDataError(f'{folder}: images {x.shape} and labels {y.shape} do not match')
-    return ArrayDataset(torch.from_numpy(x.copy())[:, None], y, _tv(cls).classes, name=name, train=train,
+    classes = _tv(cls).classes; y = check_labels(y, len(classes), paths[1])
+    return ArrayDataset(torch.from_numpy(x.copy())[:, None], y, classes, name=name, train=train,
                         description=title, integrity='unchecked', files=[str(p) for p in paths])
 
-# %% ../nbs/02_data.ipynb 29
+# %% ../nbs/02_data.ipynb 34
 APPROX_CIFAR10_MD5 = {'batches.meta': '5ff9c542aee3614f3951f8cda6e48888', 'data_batch_1': 'cdc11cacd2dcfc7f148eda8ec171e4ef',
                       'data_batch_2': '26be54addbeb5adbd33537ebefddf06f', 'test_batch': '1d923d9ed232f5dec80d8a3f7ca4559b'}
 
@@ -230,10 +249,10 @@ def _load_cifar(name, root, train=True, download=False):
         x, y, classes = torch.from_numpy(tv.data).permute(0, 3, 1, 2).contiguous(), tv.targets, tv.classes
         return ArrayDataset(x, y, classes, description=title, integrity='verified', **info)
     except RuntimeError: pass
-    parts = [read_cifar_batch(p, label_key) for p in files]
     classes = [c.decode() if isinstance(c, bytes) else c for c in read_pickle(meta).get(names_key, [])]
+    if not classes: raise CorruptDataError(f'{meta}: no usable {names_key!r}')
+    parts = [(x, check_labels(y, len(classes), p)) for p in files for x, y in [read_cifar_batch(p, label_key)]]
     x, y = np.concatenate([p[0] for p in parts]), np.concatenate([p[1] for p in parts])
-    if not classes or y.max() >= len(classes): raise CorruptDataError(f'{meta}: no usable {names_key!r}')
     known = name == 'cifar10' and all(APPROX_CIFAR10_MD5.get(p.name) == md5sum(p) for p in files + [meta])
     desc = f'{title} (approximate, JPEG-decoded copy)' if known else f'{title} (approximate: md5s differ from the official files)'
     return ArrayDataset(torch.from_numpy(x), y, classes, description=desc, integrity='approximate', **info)
@@ -248,11 +267,11 @@ def _load_svhn(name, root, train=True, download=False):
         tv = _tv('SVHN')(str(folder), split=split, download=False)
         return ArrayDataset(torch.from_numpy(tv.data), tv.labels, description='SVHN', integrity='verified', **info)
     except RuntimeError: pass
-    x, y = read_svhn_mat(path)
+    x, y = read_svhn_mat(path); y = check_labels(y, 10, path)
     return ArrayDataset(torch.from_numpy(x), y, description='SVHN (approximate: md5 differs from the official file)',
                         integrity='approximate', **info)
 
-# %% ../nbs/02_data.ipynb 34
+# %% ../nbs/02_data.ipynb 39
 def _load_digits(name='digits', root=None, train=True, download=False):
     from sklearn.datasets import load_digits
     from sklearn.model_selection import train_test_split
@@ -263,23 +282,35 @@ def _load_digits(name='digits', root=None, train=True, download=False):
     return ArrayDataset(x, d.target[idx], [str(i) for i in range(10)], name='digits', train=train,
                         description='scikit-learn digits (8×8)', integrity='verified')
 
-# %% ../nbs/02_data.ipynb 37
+# %% ../nbs/02_data.ipynb 42
 ADULT_COLUMNS = ['age', 'workclass', 'fnlwgt', 'education', 'education_num', 'marital_status', 'occupation',
                  'relationship', 'race', 'sex', 'capital_gain', 'capital_loss', 'hours_per_week', 'native_country', 'income']
 ADULT_NUMERIC = ['age', 'fnlwgt', 'education_num', 'capital_gain', 'capital_loss', 'hours_per_week']
 ADULT_MD5 = {'adult.data': '5d7c39d7b8804f071cdd1f2a7c460872', 'adult.test': '35238206dfdf7f1fe215bbb874adecdc'}
 
+def _adult_numbers(raw:pd.DataFrame, path, lines:list) -> pd.DataFrame:
+    "The numeric columns `raw` (strings) as floats; the first non-numeric or non-finite value raises, naming its line."
+    num = raw.apply(pd.to_numeric, errors='coerce').astype(np.float64)
+    bad = ~np.isfinite(num.to_numpy())
+    if bad.any():
+        i, j = np.argwhere(bad)[0]; s = raw.iat[i, j]
+        what = 'non-finite' if np.isinf(num.iat[i, j]) or s.lower().lstrip('+-') == 'nan' else 'non-numeric'
+        raise CorruptDataError(f'{path}: line {lines[i]}, column {raw.columns[j]!r}: {what} value {s!r} '
+                               f'(numeric columns must hold finite numbers; the file is damaged: get a fresh copy)')
+    return num
+
 def read_adult(path) -> pd.DataFrame:
     "Rows of a UCI Adult file (`adult.data` or `adult.test`) with labels `<=50K`/`>50K`; malformed rows raise."
     path = Path(path)
-    lines = [l for l in path.read_text(encoding='latin-1').splitlines() if l.strip() and not l.startswith('|')]
-    rows = [[f.strip() for f in l.split(',')] for l in lines]
+    numbered = [(n, l) for n, l in enumerate(path.read_text(encoding='latin-1').splitlines(), 1)
+                if l.strip() and not l.startswith('|')]
+    if not numbered: raise CorruptDataError(f'{path}: no data rows (empty or not an Adult file); get a fresh copy')
+    lines, rows = [n for n, _ in numbered], [[f.strip() for f in l.split(',')] for _, l in numbered]
     bad = [i for i, r in enumerate(rows) if len(r) != len(ADULT_COLUMNS)]
-    if bad: raise CorruptDataError(f'{path}: row {bad[0] + 1} has {len(rows[bad[0]])} fields, expected '
+    if bad: raise CorruptDataError(f'{path}: line {lines[bad[0]]} has {len(rows[bad[0]])} fields, expected '
                                    f'{len(ADULT_COLUMNS)} (truncated or not an Adult file)')
     df = pd.DataFrame(rows, columns=ADULT_COLUMNS)
-    try: df[ADULT_NUMERIC] = df[ADULT_NUMERIC].apply(pd.to_numeric).astype(np.float64)
-    except ValueError as e: raise CorruptDataError(f'{path}: non-numeric value in a numeric column ({e})') from None
+    df[ADULT_NUMERIC] = _adult_numbers(df[ADULT_NUMERIC], path, lines)
     df['income'] = df['income'].str.rstrip('.')
     if not df['income'].isin(['<=50K', '>50K']).all():
         raise CorruptDataError(f"{path}: unexpected labels {sorted(set(df['income']) - {'<=50K', '>50K'})[:3]}")
@@ -301,7 +332,7 @@ def adult_features(df:pd.DataFrame, enc:dict):
         names += [f'{c}={v}' for v in levels]
     return np.stack(num + onehot, axis=1).astype(np.float32), names
 
-# %% ../nbs/02_data.ipynb 41
+# %% ../nbs/02_data.ipynb 46
 def _load_adult(name, root, train=True, download=False):
     folder = Path(root)/'adult'
     if download:
@@ -321,7 +352,7 @@ def _load_adult(name, root, train=True, download=False):
                         description='UCI Adult' if ok else 'UCI Adult (approximate: md5 differs from the UCI file)',
                         integrity='verified' if ok else 'approximate', files=[str(path)])
 
-# %% ../nbs/02_data.ipynb 44
+# %% ../nbs/02_data.ipynb 49
 _TOKEN_RE = re.compile(r"[a-z0-9]+(?:'[a-z]+)?")
 _TOKENIZER_VERSION = 1
 PAD, UNK = 0, 1
@@ -340,7 +371,7 @@ def encode(tokens, stoi:dict) -> list:
     "Token ids; tokens outside the vocabulary become `UNK`."
     return [stoi.get(t, UNK) for t in tokens]
 
-# %% ../nbs/02_data.ipynb 47
+# %% ../nbs/02_data.ipynb 52
 def _imdb_files(folder:Path):
     files, labels, ratings = [], [], []
     for label, sub in enumerate(['neg', 'pos']):
@@ -351,6 +382,7 @@ def _imdb_files(folder:Path):
             m = re.fullmatch(r'(\d+)_(\d+)', p.stem)
             if not m: raise CorruptDataError(f'{p}: name is not ID_RATING.txt')
             found.append((int(m.group(1)), int(m.group(2)), p))
+        if not found: raise CorruptDataError(f'{d}: no reviews (*.txt) in this class folder; re-import IMDB (midl_data import FOLDER)')
         for _, rating, p in sorted(found, key=lambda t: t[0]):
             files.append(p); labels.append(label); ratings.append(rating)
     return files, np.array(labels, dtype=np.int64), np.array(ratings, dtype=np.int64)
@@ -405,7 +437,7 @@ def bag_of_words(flat, offsets, vocab_size:int):
     m.sum_duplicates(); m.data = np.log1p(m.data)
     return m
 
-# %% ../nbs/02_data.ipynb 50
+# %% ../nbs/02_data.ipynb 55
 def _load_imdb(name, root, train=True, download=False, vocab_size:int=20000, max_len:int=256, view:str='seq'):
     if view not in ('seq', 'bow'): raise ValueError(f"view={view!r}: use 'seq' (LSTM) or 'bow' (MLP)")
     if download and not (Path(root)/'aclImdb').is_dir():
@@ -421,7 +453,7 @@ def _load_imdb(name, root, train=True, download=False, vocab_size:int=20000, max
                         integrity='unchecked', view=view, vocab=d['vocab'], vocab_size=len(d['vocab']), max_len=max_len,
                         lengths=lengths, ratings=s['ratings'], cache_file=str(cache), from_cache=hit)
 
-# %% ../nbs/02_data.ipynb 53
+# %% ../nbs/02_data.ipynb 58
 _LOADERS = dict(mnist=_load_idx_set, fashion_mnist=_load_idx_set, kmnist=_load_idx_set, cifar10=_load_cifar,
                 cifar100=_load_cifar, svhn=_load_svhn, adult=_load_adult, imdb=_load_imdb, digits=_load_digits)
 
@@ -435,9 +467,9 @@ def get_splits(name:str, root=None, download:bool=False, **kwargs):
     "Training and test split of `name`."
     return (get_dataset(name, True, root, download, **kwargs), get_dataset(name, False, root, download=False, **kwargs))
 
-# %% ../nbs/02_data.ipynb 58
+# %% ../nbs/02_data.ipynb 63
 def _required(name, root:Path):
-    "Path groups that must exist for `name`: each group is satisfied by any one of its paths."
+    "Path groups for `name`: each group is satisfied when any one of its paths (or glob patterns) matches a file."
     if name in _IDX_SETS:
         return [[f/s, f/f'{s}.gz'] for tr in (True, False) for f, ss in [_idx_paths(name, root, tr)] for s in ss]
     if name == 'cifar10':
@@ -446,15 +478,15 @@ def _required(name, root:Path):
     if name == 'cifar100': return [[root/'cifar-100-python'/f] for f in ('train', 'test', 'meta')]
     if name == 'svhn': return [[root/'SVHN'/f'{s}_32x32.mat'] for s in ('train', 'test')]
     if name == 'adult': return [[root/'adult'/f] for f in ADULT_MD5]
-    if name == 'imdb': return [[root/'aclImdb'/s/l] for s in ('train', 'test') for l in ('pos', 'neg')]
+    if name == 'imdb': return [[root/'aclImdb'/s/l/'*.txt'] for s in ('train', 'test') for l in ('pos', 'neg')]
     return []
 
 def data_available(name:str, root=None) -> bool:
     "Whether the files of `name` are in the cache (`digits` always is)."
     name = check_name(name); root = data_root(root)
-    return all(any(p.exists() for p in group) for group in _required(name, root))
+    return all(any(next(p.parent.glob(p.name), None) for p in group) for group in _required(name, root))
 
-# %% ../nbs/02_data.ipynb 63
+# %% ../nbs/02_data.ipynb 68
 def symmetric_label_noise(ds, rate:float, seed:int=0, exact:bool=False, n_classes:int=None):
     "Copy of `ds` whose labels are flipped with probability `rate` to a uniformly drawn *different* class."
     if not 0 <= rate <= 1: raise ValueError(f'rate={rate} must be in [0, 1]')
@@ -477,7 +509,7 @@ def as_array_dataset(ds, classes=None) -> ArrayDataset:
     xs, ys = zip(*[(torch.as_tensor(x), int(y)) for x, y, *_ in (ds[i] for i in range(len(ds)))])
     return ArrayDataset(torch.stack(xs), ys, classes or getattr(ds, 'classes', None) or [str(i) for i in range(max(ys) + 1)])
 
-# %% ../nbs/02_data.ipynb 67
+# %% ../nbs/02_data.ipynb 72
 def _proportional(counts:np.ndarray, n:int) -> np.ndarray:
     quota = counts / counts.sum() * n
     take = np.floor(quota).astype(int)
@@ -505,7 +537,7 @@ def stratified_subset(ds, per_class:int=None, n:int=None, seed:int=0):
     idx = stratified_indices(targets_of(ds), per_class, n, seed)
     return ds.subset(idx, subset_indices=idx, subset_seed=seed)
 
-# %% ../nbs/02_data.ipynb 71
+# %% ../nbs/02_data.ipynb 76
 CORRUPTIONS = ('gaussian_noise', 'shot_noise', 'impulse_noise', 'defocus_blur', 'glass_blur', 'motion_blur', 'zoom_blur',
                'snow', 'frost', 'fog', 'brightness', 'contrast', 'elastic_transform', 'pixelate', 'jpeg_compression')
 CIFAR10_CLASSES = ['airplane', 'automobile', 'bird', 'cat', 'deer', 'dog', 'frog', 'horse', 'ship', 'truck']
@@ -539,7 +571,7 @@ def load_cifar10c(corruption:str, severity:int=3, root=None, download:bool=False
                         train=False, description=f'CIFAR-10-C {corruption} severity {severity} (released files)',
                         integrity='unchecked', corruption=corruption, severity=severity, corruption_source='released')
 
-# %% ../nbs/02_data.ipynb 75
+# %% ../nbs/02_data.ipynb 80
 def _gauss(x, sigma, mode='nearest', truncate=4.0):
     "Gaussian blur of each image of an N×H×W(×C) batch."
     s = (0, sigma, sigma) + (0,) * (x.ndim - 3)
@@ -598,7 +630,7 @@ def _pow2(n): return 1 << int(np.ceil(np.log2(max(n, 2))))
 
 def _gray(x): return x[..., :1] if x.shape[-1] == 1 else (x[..., :3] @ np.array([0.299, 0.587, 0.114]))[..., None]
 
-# %% ../nbs/02_data.ipynb 79
+# %% ../nbs/02_data.ipynb 84
 def _noise_fns():
     def gaussian_noise(x, s, rng): return x + rng.normal(size=x.shape, scale=[.04, .06, .08, .09, .10][s - 1])
     def shot_noise(x, s, rng): c = [500, 250, 100, 75, 50][s - 1]; return rng.poisson(x * c) / c
@@ -639,7 +671,7 @@ def _blur_fns():
         return (x + out) / (len(zooms) + 1)
     return [defocus_blur, glass_blur, motion_blur, zoom_blur]
 
-# %% ../nbs/02_data.ipynb 80
+# %% ../nbs/02_data.ipynb 85
 def _frost_layer(n, h, w, c, rng):
     "Procedural stand-in for the frost photographs: a rough fractal plus bright needle streaks, light blue."
     base = plasma_fractal(n, _pow2(max(h, w)), wibbledecay=1.6, rng=rng)[:, :h, :w, None]
@@ -721,7 +753,7 @@ def _box_matrix(n_in:int, n_out:int) -> np.ndarray:
 _CORRUPTION_FNS = {f.__name__: f for f in _noise_fns() + _blur_fns() + _weather_fns() + _digital_fns()}
 assert tuple(_CORRUPTION_FNS) == CORRUPTIONS
 
-# %% ../nbs/02_data.ipynb 82
+# %% ../nbs/02_data.ipynb 87
 def corrupt_images(x, corruption:str, severity:int=3, seed:int=0, chunk:int=500) -> torch.Tensor:
     "Images `x` (N×C×H×W or C×H×W; `uint8` or floats in [0, 1]) under `corruption` at `severity`, as `uint8`."
     _check_corruption(corruption, severity)
@@ -735,7 +767,7 @@ def corrupt_images(x, corruption:str, severity:int=3, seed:int=0, chunk:int=500)
     out = torch.from_numpy((out * 255).astype(np.uint8).transpose(0, 3, 1, 2).copy())
     return out[0] if single else out
 
-# %% ../nbs/02_data.ipynb 88
+# %% ../nbs/02_data.ipynb 93
 def corrupt_dataset(ds, corruption:str, severity:int=3, seed:int=0, root=None, prefer_released:bool=True):
     "Copy of image dataset `ds` under `corruption` at `severity` (released CIFAR-10-C files when they apply)."
     _check_corruption(corruption, severity)
@@ -752,7 +784,7 @@ def corrupt_dataset(ds, corruption:str, severity:int=3, seed:int=0, root=None, p
     new.description = f'{ds.description}, {corruption} severity {severity} (generated)'
     return new
 
-# %% ../nbs/02_data.ipynb 94
+# %% ../nbs/02_data.ipynb 99
 _MNIST_MD5 = {'train-images-idx3-ubyte': '6bbc9ace898e44ae57da46a324031adb', 'train-labels-idx1-ubyte': 'a25bea736e30d166cdddb491f175f624',
               't10k-images-idx3-ubyte': '2646ac647ad5339dbf082846283269ea', 't10k-labels-idx1-ubyte': '27ae3e4e09519cfbb04c329615203637'}
 _FASHION_MD5 = {'train-images-idx3-ubyte': 'f4a8712d7a061bf5bd6d2ca38dc4d50a', 'train-labels-idx1-ubyte': '9018921c3c673c538a1fc5bad174d6f9',
@@ -773,7 +805,7 @@ def known_md5s() -> dict:
     for _, (url, fname, m) in _tv('SVHN').split_list.items(): known[f'SVHN/{fname}'] = {m: 'official'}
     return known
 
-# %% ../nbs/02_data.ipynb 97
+# %% ../nbs/02_data.ipynb 102
 _IMAGE_DIRS = ('MNIST', 'FashionMNIST', 'KMNIST')
 
 def _first(paths):
@@ -794,16 +826,34 @@ def find_items(src) -> list:
     if list(svhn.glob('*_32x32.mat')): items.append(('SVHN', 'svhn', svhn))
     return items
 
-# %% ../nbs/02_data.ipynb 99
+# %% ../nbs/02_data.ipynb 104
 _MARKER = '.midl-import.json'
 
-def _check_files(folder:Path, rel:str, known:dict) -> list:
-    "`(file, status, note, md5)` for every file in `folder` whose md5 is known: status 'ok' or 'MISMATCH'."
+def _data_files(folder:Path) -> dict:
+    "`{relative path: file}` for an item's data files: all but its import record and the loaders' caches in `.midl/`."
+    files = {f.relative_to(folder).as_posix(): f for f in folder.rglob('*') if f.name != _MARKER and f.is_file()}
+    return {k: files[k] for k in sorted(files) if not k.startswith('.midl/')}
+
+def _manifest(folder:Path) -> dict:
+    "`{relative path: [size, md5]}` for every data file of `folder`."
+    return {k: [f.stat().st_size, md5sum(f)] for k, f in _data_files(folder).items()}
+
+def _manifest_diff(folder:Path, manifest:dict) -> str:
+    "What differs between the files of `folder` and its import `manifest` ('' if nothing); md5s only when all sizes match."
+    files = _data_files(folder)
+    missing, extra = [k for k in manifest if k not in files], [k for k in files if k not in manifest]
+    changed = [k for k, f in files.items() if k in manifest and f.stat().st_size != manifest[k][0]]
+    if not (missing or extra or changed): changed = [k for k, f in files.items() if md5sum(f) != manifest[k][1]]
+    return ', '.join(f'{len(ks)} file{"s" * (len(ks) != 1)} {what}, e.g. {ks[0]}'
+                     for ks, what in [(missing, 'missing'), (extra, 'extra'), (changed, 'changed')] if ks)
+
+def _check_files(manifest:dict, rel:str, known:dict) -> list:
+    "`(file, status, note, md5)` for every file of an item's `manifest` whose md5 is known: status 'ok' or 'MISMATCH'."
     out = []
-    for f in sorted(p for p in folder.rglob('*') if p.is_file() and p.name != _MARKER):
-        key = f'{rel}/{f.relative_to(folder).as_posix()}'
+    for f, (_, m) in manifest.items():
+        key = f'{rel}/{f}'
         if key in known:
-            m = md5sum(f); note = known[key].get(m)
+            note = known[key].get(m)
             out.append((key, 'ok', note, m) if note else (key, 'MISMATCH', f'md5 {m}, expected {" or ".join(known[key])}', m))
     return out
 
@@ -831,7 +881,7 @@ def _build(kind, src:Path, stage:Path, log) -> Path:
         for f in sorted(src.iterdir()):
             if f.suffix == '.gz':
                 log(f'    gunzip {f.name}')
-                with gzip.open(f, 'rb') as fi, open(out/f.stem, 'wb') as fo: shutil.copyfileobj(fi, fo, 1 << 20)
+                with _reading(f), gzip.open(f, 'rb') as fi, open(out/f.stem, 'wb') as fo: shutil.copyfileobj(fi, fo, 1 << 20)
             elif f.is_file(): shutil.copy2(f, out/f.name)
     elif kind == 'copy': shutil.copytree(src, out)
     elif kind == 'svhn':
@@ -839,47 +889,58 @@ def _build(kind, src:Path, stage:Path, log) -> Path:
         for f in sorted(src.glob('*_32x32.mat')): log(f'    copy {f.name}'); shutil.copy2(f, out/f.name)
     elif kind == 'tar':
         log(f'    unpack {src.name} ({src.stat().st_size / 2**20:.1f} MB)')
-        (stage/'x').mkdir(); _unpack_tar(src, stage/'x', log).rename(out)
+        (stage/'x').mkdir()
+        with _reading(src): _unpack_tar(src, stage/'x', log).rename(out)
     for p in [out, *out.rglob('*')]: p.chmod(p.stat().st_mode | 0o200)       # copies of read-only files stay writable
     return out
 
-def _unchanged(target:Path, rel:str, known:dict):
-    "The import record of `target` if its known files still have the md5s recorded at import, else `None`."
+def _import_state(target:Path):
+    "`(import record, '')` if the cache item `target` still holds the files of its import manifest, else `(None, why not)`."
     try: rec = json.loads((target/_MARKER).read_text())
-    except (OSError, ValueError): return None
-    now = {f: m for f, _, _, m in _check_files(target, rel, known)}
-    return rec if now == rec.get('md5s') else None
+    except (OSError, ValueError): return None, 'has no readable import record'
+    if 'manifest' not in rec: return None, 'has an import record without a manifest (older midl_data), so it is unverifiable'
+    diff = _manifest_diff(target, rec['manifest'])
+    return (None, f'differs from its import manifest ({diff})') if diff else (rec, '')
 
 def import_item(rel:str, kind:str, src, root, known:dict=None, force:bool=False, allow_mismatch:bool=False, log=print) -> str:
     "Put one item into the cache `root/rel`; returns 'skipped', 'installed' or 'failed'."
     root, known = Path(root), known if known is not None else known_md5s()
     target = root/rel
-    if not force and target.exists() and (rec := _unchanged(target, rel, known)) is not None:
-        bad = [c[0] for c in rec['checks'] if c[1] == 'MISMATCH']
-        log(f'{rel}: already in the cache and unchanged since its import; skipped'
-            + (f' (imported despite md5 mismatches: {", ".join(bad)})' if bad else '')); return 'skipped'
+    if not force and target.exists():
+        rec, why = _import_state(target)
+        if rec is not None:
+            bad = [c[0] for c in rec['checks'] if c[1] == 'MISMATCH']
+            log(f'{rel}: already in the cache and unchanged since its import; skipped'
+                + (f' (imported despite md5 mismatches: {", ".join(bad)})' if bad else '')); return 'skipped'
+        log(f'{rel}: cache {why}; re-importing')
     log(f'{rel}: from {src}')
     target.parent.mkdir(parents=True, exist_ok=True)
     stage = Path(tempfile.mkdtemp(dir=target.parent, prefix=f'.{target.name}.import-'))
     try:
         item = _build(kind, Path(src), stage, log)
-        checks = _check_files(item, rel, known) + (_imdb_counts(item) if rel == 'aclImdb' else [])
+        manifest = _manifest(item)
+        checks = _check_files(manifest, rel, known) + (_imdb_counts(item) if rel == 'aclImdb' else [])
         for f, status, note, _ in checks: log(f'    {status:8s} {f}: {note}')
         if any(c[1] == 'MISMATCH' for c in checks):
             if not allow_mismatch: log(f'{rel}: NOT installed (md5 mismatch; --allow-mismatch installs it anyway)'); return 'failed'
             log(f'{rel}: md5 mismatch allowed; its loaders will report the copy as approximate')
         if not any(c[3] for c in checks): log('    (no known md5s for these files: copied unverified)')
         rec = dict(source=str(src), time=time.strftime('%Y-%m-%d %H:%M:%S'), checks=[c[:3] for c in checks],
-                   md5s={f: m for f, _, _, m in checks if m})
+                   manifest=manifest)
         (item/_MARKER).write_text(json.dumps(rec, indent=1))
         if target.exists(): target.rename(stage/'old')
         item.rename(target)
         log(f'{rel}: installed'); return 'installed'
-    except (OSError, tarfile.TarError, CorruptDataError) as e:
-        log(f'{rel}: FAILED ({type(e).__name__}: {e})'); return 'failed'
+    except (OSError, CorruptDataError) as e:
+        log(f'{rel}: FAILED ({type(e).__name__}: {" ".join(str(e).split())})'); return 'failed'
     finally:
         shutil.rmtree(stage, ignore_errors=True)
         if target.parent != root and not any(target.parent.iterdir()): target.parent.rmdir()    # e.g. an empty MNIST/
+
+def _remove_leftovers(root:Path, log):
+    "Remove the staging folders `.<item>.import-*` that an interrupted import left in the cache `root`."
+    for p in sorted(p for pat in ('.*.import-*', '*/.*.import-*') for p in root.glob(pat) if p.is_dir()):
+        log(f'removing {p} (left behind by an interrupted import)'); shutil.rmtree(p, ignore_errors=True)
 
 def import_folder(src, root=None, force:bool=False, allow_mismatch:bool=False, log=print) -> dict:
     "Import every data set found in `src` into the cache; returns `{item: status}`."
@@ -888,10 +949,11 @@ def import_folder(src, root=None, force:bool=False, allow_mismatch:bool=False, l
     items = find_items(src)
     if not items: log(f'nothing to import in {src} (expected e.g. MNIST/raw/, adult/, aclImdb.tar.gz)'); return {}
     log(f'importing {len(items)} item(s) from {src} into {root}')
+    _remove_leftovers(root, log)
     known = known_md5s()
     return {rel: import_item(rel, kind, p, root, known, force, allow_mismatch, log) for rel, kind, p in items}
 
-# %% ../nbs/02_data.ipynb 106
+# %% ../nbs/02_data.ipynb 115
 def _du(p:Path) -> int: return sum(f.stat().st_size for f in p.rglob('*') if f.is_file()) if p.is_dir() else 0
 
 def cache_listing(root=None) -> pd.DataFrame:

@@ -1,5 +1,5 @@
 "Data layer: real file formats written here and read back, errors, label noise, subsets, corruptions, the cache command."
-import gzip, os, pickle, struct, tarfile
+import gzip, json, os, pickle, re, struct, tarfile
 from pathlib import Path
 import numpy as np, pytest, torch
 from scipy.io import savemat
@@ -177,6 +177,29 @@ def test_adult_malformed(tmp_path):
     (d/'adult.data').write_text(ADULT_TRAIN.replace('77516', 'abc'))
     with pytest.raises(D.CorruptDataError, match='non-numeric'): D.get_dataset('adult', root=tmp_path)
 
+@pytest.mark.parametrize('value', ['1e400', 'nan', 'NaN', 'inf', '-inf'])
+def test_adult_non_finite_numbers_rejected(tmp_path, value):
+    d = write_adult(tmp_path)
+    (d/'adult.data').write_text(ADULT_TRAIN.replace('50, Self-emp', f'{value}, Self-emp'))          # line 2, age
+    with pytest.raises(D.CorruptDataError, match=f"adult.data: line 2, column 'age': non-finite value '{value}'"):
+        D.get_dataset('adult', root=tmp_path)
+    (d/'adult.data').write_text(ADULT_TRAIN)
+    (d/'adult.test').write_text(ADULT_TEST.replace(' 50, Holand', f' {value}, Holand'))              # line 3 (after the header)
+    with pytest.raises(D.CorruptDataError, match=f"adult.test: line 3, column 'hours_per_week': non-finite value"):
+        D.get_dataset('adult', train=False, root=tmp_path)
+
+def test_adult_empty_file(tmp_path):
+    d = write_adult(tmp_path)
+    (d/'adult.data').write_text('')
+    with pytest.raises(D.CorruptDataError, match=r'adult\.data: no data rows'): D.get_dataset('adult', root=tmp_path)
+    (d/'adult.data').write_text(ADULT_TRAIN); (d/'adult.test').write_text('|1x3 Cross validator\n\n')
+    with pytest.raises(D.CorruptDataError, match=r'adult\.test: no data rows'): D.get_dataset('adult', train=False, root=tmp_path)
+
+def test_adult_missing_numeric_value_names_line_and_column(tmp_path):
+    d = write_adult(tmp_path)
+    (d/'adult.data').write_text(ADULT_TRAIN.replace(', 215646,', ', ,'))
+    with pytest.raises(D.CorruptDataError, match="line 3, column 'fnlwgt': non-numeric value ''"): D.get_dataset('adult', root=tmp_path)
+
 def test_imdb_views_vocab_and_cache(tmp_path):
     write_imdb(tmp_path)
     tr = D.get_dataset('imdb', root=tmp_path, vocab_size=12, max_len=5)
@@ -207,6 +230,47 @@ def test_imdb_cache_rebuilt_when_folder_changes(tmp_path):
     assert not ds.from_cache and len(ds) == 5
     (tmp_path/'aclImdb'/'train'/'pos'/'bad_name.txt').write_text('x')
     with pytest.raises(D.CorruptDataError, match='ID_RATING'): D.get_dataset('imdb', root=tmp_path, vocab_size=8)
+
+# ---------------------------------------------------------------- labels outside the class range
+def _bad_cifar10(root, label):
+    d, _, _ = write_cifar10(root)
+    with open(d/'data_batch_2', 'wb') as f:
+        pickle.dump({b'data': np.zeros((5, 3072), np.uint8), b'labels': [0, 1, 2, label, 4]}, f)
+    return 'cifar10', True, f'data_batch_2: label {label} at index 3 is outside the class range 0..9'
+
+def _bad_cifar100(root, label):
+    write_cifar100(root); d = Path(root)/'cifar-100-python'
+    with open(d/'test', 'wb') as f: pickle.dump({b'data': np.zeros((2, 3072), np.uint8), b'fine_labels': [label, 0]}, f)
+    return 'cifar100', False, f'test: label {label} at index 0 is outside the class range 0..99'
+
+def _bad_svhn(root, label):
+    write_svhn(root)
+    savemat(Path(root)/'SVHN'/'test_32x32.mat', {'X': np.zeros((32, 32, 3, 3), np.uint8), 'y': np.array([[1], [2], [label]], np.uint8)})
+    return 'svhn', False, f'test_32x32.mat: label {label} at index 2 is outside the class range 0..9'
+
+def _bad_mnist(root, label):
+    write_idx_set(root, 'MNIST', gz=True)
+    (Path(root)/'MNIST'/'raw'/'t10k-labels-idx1-ubyte.gz').write_bytes(gzip.compress(idx_bytes([0, 1, 2, 3, label, 5])))
+    return 'mnist', False, f't10k-labels-idx1-ubyte.gz: label {label} at index 4 is outside the class range 0..9'
+
+@pytest.mark.parametrize('writer,label', [(_bad_cifar10, -1), (_bad_cifar10, 200), (_bad_cifar100, 100), (_bad_cifar100, -3),
+                                          (_bad_svhn, 11), (_bad_mnist, 200)])
+def test_labels_outside_the_class_range(tmp_path, writer, label):
+    name, train, msg = writer(tmp_path, label)
+    with pytest.raises(D.CorruptDataError, match=re.escape(msg)): D.get_dataset(name, train=train, root=tmp_path)
+
+def test_check_labels():
+    assert D.check_labels(np.array([0, 9], np.uint8), 10, 'f').tolist() == [0, 9]
+    with pytest.raises(D.CorruptDataError, match=r'f\.bin: label 10 at index 1 is outside the class range 0\.\.9'):
+        D.check_labels([9, 10, -1], 10, 'f.bin')
+
+def test_imdb_empty_class_folder(tmp_path):
+    write_imdb(tmp_path)
+    assert len(D.get_dataset('imdb', root=tmp_path, vocab_size=8)) == 4                        # writes the encoded cache
+    pos = tmp_path/'aclImdb'/'train'/'pos'
+    for p in pos.glob('*.txt'): p.unlink()
+    assert not D.data_available('imdb', tmp_path)
+    with pytest.raises(D.CorruptDataError, match=re.escape(f'{pos}: no reviews')): D.get_dataset('imdb', root=tmp_path, vocab_size=8)
 
 def test_digits_needs_no_data(tmp_path, monkeypatch):
     monkeypatch.setenv('MIDL_DATA', str(tmp_path/'nothing'))
@@ -383,6 +447,59 @@ def test_midl_data_import_allow_mismatch_then_idempotent(tmp_path, capsys):
     assert D.midl_data(['--root', str(cache), 'list']) == 0
     listing = capsys.readouterr().out
     assert 'mnist' in listing and 'md5 mismatch' in listing
+
+def cut_in_half(p):
+    b = p.read_bytes(); p.write_bytes(b[:len(b) // 2])
+
+def test_midl_data_import_truncated_archives(tmp_path, capsys):
+    src, cache = fake_shared(tmp_path), tmp_path/'cache'
+    bad = {'MNIST/raw': src/'MNIST'/'raw'/'train-images-idx3-ubyte.gz', 'aclImdb': src/'aclImdb.tar.gz',
+           'cifar-10-batches-py': src/'cifar-10-batches-py.subset.tar.xz'}
+    for p in bad.values(): cut_in_half(p)
+    rc = D.midl_data(['--root', str(cache), 'import', str(src), '--allow-mismatch'])
+    out = capsys.readouterr()
+    assert rc == 1 and 'Traceback' not in out.out + out.err
+    for rel, p in bad.items():
+        line, = [l for l in out.out.splitlines() if l.startswith(f'{rel}: FAILED')]
+        assert f'{p} is truncated or damaged' in line and 'CorruptDataError' in line
+    assert out.out.rstrip().splitlines()[-1] == 'FAILED: MNIST/raw, aclImdb, cifar-10-batches-py'
+    assert sorted(p.name for p in cache.iterdir()) == ['FashionMNIST', 'adult']                    # the others went in
+    assert len(D.get_dataset('fashion_mnist', root=cache)) == 12 and len(D.get_dataset('adult', root=cache)) == 5
+
+def test_midl_data_reimport_repairs_damaged_cache(tmp_path):
+    src, cache = fake_shared(tmp_path), tmp_path/'cache'
+    assert set(D.import_folder(src, cache, allow_mismatch=True, log=lambda s: None).values()) == {'installed'}
+    assert len(D.get_dataset('imdb', root=cache, vocab_size=8)) == 4            # the loader's own cache (.midl/) is no damage
+    log = []
+    assert set(D.import_folder(src, cache, log=log.append).values()) == {'skipped'}
+    for p in ('neg/0_1.txt', 'pos/3_10.txt'): (cache/'aclImdb'/'train'/p).unlink()          # 2 reviews deleted
+    assert len(D.get_dataset('imdb', root=cache, vocab_size=8)) == 2                   # what a silently short cache gives
+    f = cache/'adult'/'adult.test'; f.write_text(f.read_text().replace('Holand', 'Poland'))   # same size, other md5
+    (cache/'cifar-10-batches-py'/'extra_batch').write_bytes(b'x')
+    m = cache/'MNIST'/'raw'/'.midl-import.json'
+    rec = json.loads(m.read_text()); del rec['manifest']; m.write_text(json.dumps(rec))       # an older record
+    log = []
+    res = D.import_folder(src, cache, allow_mismatch=True, log=log.append)
+    assert res == {'MNIST/raw': 'installed', 'FashionMNIST/raw': 'skipped', 'adult': 'installed', 'aclImdb': 'installed',
+                   'cifar-10-batches-py': 'installed'}
+    text = '\n'.join(log)
+    assert 'aclImdb: cache differs from its import manifest (2 files missing, e.g. train/' in text and '); re-importing' in text
+    assert 'adult: cache differs from its import manifest (1 file changed, e.g. adult.test); re-importing' in text
+    assert 'cifar-10-batches-py: cache differs from its import manifest (1 file extra, e.g. extra_batch)' in text
+    assert 'MNIST/raw: cache has an import record without a manifest' in text
+    assert len(D.get_dataset('imdb', root=cache, vocab_size=8)) == 4 and not (cache/'cifar-10-batches-py'/'extra_batch').exists()
+    assert 'Holand' in f.read_text()
+    assert set(D.import_folder(src, cache, log=lambda s: None).values()) == {'skipped'}
+
+def test_midl_data_removes_leftover_staging_folders(tmp_path):
+    src, cache = fake_shared(tmp_path), tmp_path/'cache'
+    left = [cache/'.aclImdb.import-k1ll3d', cache/'MNIST'/'.raw.import-abc123']
+    for p in left: p.mkdir(parents=True); (p/'half.txt').write_text('half an item')
+    log = []
+    D.import_folder(src, cache, allow_mismatch=True, log=log.append)
+    assert not any(p.exists() for p in left)
+    for p in left: assert any(str(p) in l and 'interrupted import' in l for l in log)
+    assert list(cache.rglob('.*.import-*')) == []
 
 def test_midl_data_known_good_md5(tmp_path):
     src, cache = tmp_path/'src', tmp_path/'cache'
