@@ -20,7 +20,7 @@ __all__ = ['DATASETS', 'APPROX_CIFAR10_MD5', 'ADULT_COLUMNS', 'ADULT_NUMERIC', '
            'imdb_tokenize', 'build_vocab', 'encode', 'pad_sequences', 'bag_of_words', 'get_dataset', 'get_splits',
            'data_available', 'symmetric_label_noise', 'as_array_dataset', 'stratified_indices', 'stratified_subset',
            'load_cifar10c', 'plasma_fractal', 'corrupt_images', 'corrupt_dataset', 'known_md5s', 'find_items',
-           'import_item', 'import_folder', 'cache_listing', 'midl_data']
+           'import_item', 'import_folder', 'cache_listing', 'download', 'midl_data']
 
 # %% ../nbs/02_data.ipynb 7
 DATASETS = ('mnist', 'fashion_mnist', 'kmnist', 'cifar10', 'cifar100', 'svhn', 'adult', 'imdb', 'digits')
@@ -972,8 +972,20 @@ def cache_listing(root=None) -> pd.DataFrame:
     rows.append(dict(dataset='digits', available=True, folder='(bundled with scikit-learn)', size_mb=0.0, imported=False, note=''))
     return pd.DataFrame(rows)
 
+def download(names, root=None, log=print) -> dict:
+    "Fetch each of `names` (`DATASETS`, or 'cifar10c' for the released CIFAR-10-C) with its loader; `{name: 'ok' or the error}`."
+    res = {}
+    for n in names:
+        try:
+            if n == 'cifar10c': load_cifar10c(CORRUPTIONS[0], root=root, download=True)
+            else: [get_dataset(n, train, root, download=True) for train in (True, False)]   # SVHN fetches per split
+            res[n] = 'ok'
+        except (DataNotFoundError, CorruptDataError, ValueError) as e: res[n] = str(e).splitlines()[-1]
+        log(f'{n}: ' + ('in the cache' if res[n] == 'ok' else f'FAILED ({res[n]})'))
+    return res
+
 def midl_data(argv=None) -> int:
-    "Command line: `midl_data [--root DIR] import FOLDER [--force]` or `midl_data [--root DIR] list`."
+    "Command line: `midl_data [--root DIR] import FOLDER [--force]`, `... download NAME...` or `... list`."
     p = argparse.ArgumentParser(prog='midl_data', description='Manage the midl data cache (root: --root, else $MIDL_DATA, '
                                 'else $XDG_CACHE_HOME/midl/data or ~/.cache/midl/data).')
     p.add_argument('--root', help='the data cache folder')
@@ -981,11 +993,18 @@ def midl_data(argv=None) -> int:
     imp = sub.add_parser('import', help='copy/unpack a local folder laid out like the shared data folder into the cache')
     imp.add_argument('folder'); imp.add_argument('--force', action='store_true', help='re-import items already there')
     imp.add_argument('--allow-mismatch', action='store_true', help='install items even when a known md5 differs')
+    dl = sub.add_parser('download', help='fetch datasets from their official sources (needs the internet)')
+    dl.add_argument('names', nargs='+', metavar='NAME', help=f"one or more of: {', '.join(DATASETS)}, cifar10c")
     sub.add_parser('list', help='show what the cache holds')
     a = p.parse_args(argv)
     if a.cmd == 'list':
         print(f'data cache: {data_root(a.root)}'); print(cache_listing(a.root).to_string(index=False)); return 0
     t0 = time.perf_counter()
+    if a.cmd == 'download':
+        print(f'data cache: {data_root(a.root)}')
+        bad = [n for n, r in download(a.names, a.root, log=lambda s: print(s, flush=True)).items() if r != 'ok']
+        if bad: print(f'FAILED: {", ".join(bad)}')
+        return 1 if bad else 0
     try: res = import_folder(a.folder, a.root, force=a.force, allow_mismatch=a.allow_mismatch, log=lambda s: print(s, flush=True))
     except FileNotFoundError as e: print(f'midl_data: {e}', file=sys.stderr); return 2
     bad = [k for k, v in res.items() if v == 'failed']
