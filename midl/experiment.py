@@ -4,7 +4,7 @@
 
 # %% ../nbs/07_experiment.ipynb 3
 from __future__ import annotations
-import hashlib, json, os, platform, sys, tempfile, time, traceback
+import ctypes, hashlib, json, os, platform, signal, sys, tempfile, threading, time, traceback, warnings
 from dataclasses import dataclass, field, fields
 from datetime import datetime, timezone
 from pathlib import Path
@@ -20,8 +20,8 @@ from .metrics import executed_flops, ideal_flops, latency, peak_memory_mb
 
 # %% auto 0
 __all__ = ['PAPER', 'RunSpec', 'atomic_write', 'write_json_atomic', 'read_json', 'prepare_data', 'build', 'environment',
-           'efficiency', 'run', 'robust_accuracy', 'result_path', 'model_path', 'load_model', 'sweep', 'load_results',
-           'records_frame', 'aggregate', 'fmt_mean_std', 'paper_table', 'side_by_side']
+           'efficiency', 'run', 'robust_accuracy', 'result_path', 'model_path', 'load_model', 'RunsFailedError',
+           'sweep', 'load_results', 'records_frame', 'aggregate', 'fmt_mean_std', 'paper_table', 'side_by_side']
 
 # %% ../nbs/07_experiment.ipynb 6
 @dataclass(frozen=True)
@@ -55,10 +55,10 @@ class RunSpec:
 
 # %% ../nbs/07_experiment.ipynb 9
 def atomic_write(path, write):
-    "Create `path` atomically: `write(tmp)` fills a temporary file in the same folder, which then replaces `path`."
+    "Create `path` atomically: `write(tmp)` fills a temporary file in the same folder, which then replaces `path` (mode 0644)."
     path = Path(path); path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f'.{path.name}.', suffix='.tmp'); os.close(fd)
-    try: write(tmp); os.replace(tmp, path)
+    try: write(tmp); os.chmod(tmp, 0o644); os.replace(tmp, path)   # mkstemp makes 0600 files: let others read results
     except BaseException: Path(tmp).unlink(missing_ok=True); raise
     return path
 
@@ -152,6 +152,8 @@ def result_path(results_dir, spec:RunSpec): return Path(results_dir)/f'{spec.key
 
 def model_path(models_dir, spec:RunSpec): return Path(models_dir)/f'{spec.key}.pt'
 
+def _error_path(results_dir, spec): return Path(results_dir)/f'{spec.key}.error.txt'
+
 def load_model(spec:RunSpec, models_dir, root=None):
     "The model trained by `spec`, rebuilt and loaded from `models_dir` (in eval mode), and the spec's test set."
     p = model_path(models_dir, spec)
@@ -161,48 +163,186 @@ def load_model(spec:RunSpec, models_dir, root=None):
     model.load_state_dict(torch.load(p, map_location='cpu', weights_only=True))
     return model.eval(), test
 
-def _run_and_save(spec, results_dir, root, threads, models_dir=None):
-    if threads: torch.set_num_threads(threads)
-    rec = run(spec, root, model_path=model_path(models_dir, spec) if models_dir else None)
-    write_json_atomic(rec, result_path(results_dir, spec))
-    return spec.key
+def _record_problem(path):
+    "Why result file `path` is not a finished record (None when it is), and the record."
+    try: text = Path(path).read_text()
+    except (OSError, ValueError) as e: return f'cannot be read ({e})', None
+    if not text.strip(): return 'is empty', None
+    try: rec = json.loads(text)
+    except ValueError as e: return f'is not valid JSON ({e})', None
+    if not isinstance(rec, dict): return f'holds a {type(rec).__name__}, not a result record', None
+    lacks = [k for k in ('spec', 'metrics', 'key') if not rec.get(k)]
+    if lacks or not isinstance(rec['spec'], dict) or not isinstance(rec['metrics'], dict):
+        return f"is not a complete result record (it lacks {', '.join(lacks) or 'a spec and metrics dict'})", None
+    return None, rec
 
-def _done(spec, results_dir, models_dir):
-    return result_path(results_dir, spec).exists() and (models_dir is None or model_path(models_dir, spec).exists())
+def _read_record(path, warn:bool=True):
+    "The record in result file `path`; None when there is none or it is broken (with a warning naming the file)."
+    if not Path(path).exists(): return None
+    problem, rec = _record_problem(path)
+    if problem and warn:
+        warnings.warn(f"{path} {problem}; treated as missing: `sweep` runs its spec again and replaces it", stacklevel=3)
+    return rec
+
+def _done(spec, results_dir, models_dir, warn:bool=True):
+    return (_read_record(result_path(results_dir, spec), warn) is not None
+            and (models_dir is None or model_path(models_dir, spec).exists()))
+
+# %% ../nbs/07_experiment.ipynb 21
+_HOST = platform.node()
+
+def _lock_path(results_dir, spec): return Path(results_dir)/f'{spec.key}.lock'
+
+def _pid_alive(pid:int):
+    "Whether process `pid` runs on this machine (off POSIX it is assumed to)."
+    if os.name != 'posix': return True
+    try: os.kill(pid, 0)                                           # signal 0: only asks whether it exists
+    except ProcessLookupError: return False
+    except PermissionError: pass                                    # it exists, as another user's
+    try: return Path(f'/proc/{pid}/stat').read_text().rsplit(') ', 1)[1][:1] != 'Z'   # Linux: a zombie has ended
+    except (OSError, IndexError): return True
+
+def _lock_owner(path):
+    "(pid, host) written in lock file `path` (host None when not written); None when it is gone or unreadable."
+    try: pid, *host = Path(path).read_text().split(); return int(pid), (host[0] if host else None)
+    except (OSError, ValueError): return None
+
+def _create_exclusive(path, text):
+    "Create `path` holding `text` unless it exists; True when this call created it."
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f'.{path.name}.', suffix='.tmp')
+    try:
+        with os.fdopen(fd, 'w') as f: f.write(text)
+        os.chmod(tmp, 0o644)
+        try: os.link(tmp, path); return True                         # atomic, and complete the moment it exists
+        except FileExistsError: return False
+        except OSError: pass                                         # a file system without hard links
+        try: fd = os.open(path, os.O_CREAT | os.O_EXCL | os.O_WRONLY, 0o644)
+        except FileExistsError: return False
+        with os.fdopen(fd, 'w') as f: f.write(text)
+        return True
+    finally: Path(tmp).unlink(missing_ok=True)
+
+def _take_stale(path, owner):
+    "Remove the stale lock `path` left by the dead `owner`, unless another process has replaced it meanwhile."
+    tomb = path.with_name(f'.{path.name}.stale.{os.getpid()}')
+    try: os.rename(path, tomb)
+    except FileNotFoundError: return
+    if _lock_owner(tomb) != owner:                                  # we moved a fresh lock: put it back
+        try: os.link(tomb, path)
+        except OSError: pass
+    tomb.unlink(missing_ok=True)
+
+def _acquire_lock(path):
+    "Take lock file `path` for this process: None when taken, else the pid of the live process holding it."
+    path = Path(path)
+    for _ in range(20):
+        if _create_exclusive(path, f'{os.getpid()} {_HOST}\n'): return None
+        owner = _lock_owner(path)
+        if owner and (owner[1] not in (None, _HOST) or _pid_alive(owner[0])): return owner[0]
+        if owner: _take_stale(path, owner)
+        elif path.exists() and time.time() - path.stat().st_mtime > 10: _take_stale(path, None)   # unreadable for long
+        else: time.sleep(0.05)
+    raise RuntimeError(f"cannot take the lock {path}; if no sweep is running on {path.parent}, delete it")
+
+def _release_lock(path):
+    "Remove lock file `path` if this process holds it."
+    owner = _lock_owner(path)
+    if owner and owner[0] == os.getpid(): Path(path).unlink(missing_ok=True)
+
+# %% ../nbs/07_experiment.ipynb 24
+def _die_with_parent(parent:int):
+    "Worker initializer: end this process when process `parent` (the sweep) dies, even by SIGKILL."
+    if sys.platform.startswith('linux'):
+        try: ctypes.CDLL(None, use_errno=True).prctl(1, signal.SIGKILL, 0, 0, 0)    # 1 = PR_SET_PDEATHSIG
+        except Exception: pass                                       # the watcher below still works
+    def watch():
+        while os.getppid() == parent: time.sleep(1)
+        os._exit(1)                                                  # orphaned (also: the parent died before prctl)
+    threading.Thread(target=watch, daemon=True, name='die-with-parent').start()
+
+# %% ../nbs/07_experiment.ipynb 26
+class RunsFailedError(RuntimeError):
+    "Runs of a sweep failed: `.errors` lists `(key, error_file, last_line)`, `.records` holds the finished records."
+    def __init__(self, msg, errors=(), records=()):
+        super().__init__(msg); self.errors, self.records = list(errors), list(records)
+
+def _last_line(tb): return (tb.strip().splitlines() or [''])[-1]
+
+def _save_error(results_dir, spec, tb):
+    return atomic_write(_error_path(results_dir, spec), lambda tmp: Path(tmp).write_text(tb))
+
+def _run_and_save(spec, results_dir, root, threads, models_dir=None):
+    "Run `spec` under its lock; returns `(status, info)`: ('ran'|'done', None), ('locked', pid) or ('failed', traceback)."
+    if threads: torch.set_num_threads(threads)
+    lock = _lock_path(results_dir, spec)
+    if (owner := _acquire_lock(lock)) is not None: return 'locked', owner
+    try:
+        if _done(spec, results_dir, models_dir, warn=False): return 'done', None   # another sweep finished it meanwhile
+        try:
+            rec = run(spec, root, model_path=model_path(models_dir, spec) if models_dir else None)
+            write_json_atomic(rec, result_path(results_dir, spec))
+        except Exception:
+            tb = traceback.format_exc(); _save_error(results_dir, spec, tb)
+            return 'failed', tb
+        _error_path(results_dir, spec).unlink(missing_ok=True)            # an earlier failure of this spec is stale now
+        return 'ran', None
+    finally: _release_lock(lock)
+
+def _attempt(call, results_dir, spec):
+    "`call()`, with an exception around the run (a worker killed, a lock that cannot be taken) as a failure."
+    try: return call()
+    except Exception:
+        tb = traceback.format_exc(); _save_error(results_dir, spec, tb)
+        return 'failed', tb
+
+def _failure_message(errors, n_run):
+    key, err, last = errors[0]
+    return (f"{len(errors)} of {n_run} runs failed; the first, {key}, raised {last} (traceback in {err}). "
+            "Fix the cause and run the sweep again (only missing runs run), or pass strict=False to get the finished records")
+
+def _locked_message(locked, results_dir):
+    n, pids = len(locked), ', '.join(map(str, sorted(set(locked.values()))))
+    return (f"{n} run{'s are' if n > 1 else ' is'} being run by another process (pid {pids}); their records are not "
+            f"returned: run the sweep again when it has finished (if no such process runs, delete the .lock files in {results_dir})")
 
 def sweep(specs, results_dir, workers:int=1, root=None, threads:int=None, progress:bool=True, models_dir=None,
-          run_missing:bool=True): # False: run nothing, only return the records that exist
+          run_missing:bool=True, # False: run nothing, only return the records that exist
+          strict:bool=True):     # False: report failed runs instead of raising `RunsFailedError`
     "Run every spec without a result file in `results_dir` (or, given `models_dir`, without saved weights there); returns the records of all specs."
     results_dir = Path(results_dir); results_dir.mkdir(parents=True, exist_ok=True)
     specs = list({s.key: s for s in specs}.values())                     # drop duplicates, keep order
     todo = [s for s in specs if not _done(s, results_dir, models_dir)] if run_missing else []
     bar = tqdm(total=len(todo), desc=f'runs ({len(specs) - len(todo)} done before)', disable=not progress)
-    errors = []
-    def failed(s, e):
-        errors.append(s.key); (results_dir/f'{s.key}.error.txt').write_text(e)
-        print(f'run {s.key} failed:\n{e}', file=sys.stderr)
+    errors, locked = [], {}
+    def finished(s, status, info):
+        if status == 'failed':
+            errors.append((s.key, _error_path(results_dir, s), _last_line(info)))
+            print(f'run {s.key} failed:\n{info}', file=sys.stderr)
+        if status == 'locked': locked[s.key] = info
+        bar.update()
     if workers <= 1:
-        for s in todo:
-            try: _run_and_save(s, results_dir, root, None, models_dir)   # `threads` applies to worker processes only
-            except Exception: failed(s, traceback.format_exc())
-            bar.update()
+        for s in todo:                                                    # `threads` applies to worker processes only
+            finished(s, *_attempt(lambda: _run_and_save(s, results_dir, root, None, models_dir), results_dir, s))
     else:
-        with ProcessPoolExecutor(workers, mp_context=mp.get_context('spawn')) as ex:
+        with ProcessPoolExecutor(workers, mp_context=mp.get_context('spawn'), initializer=_die_with_parent,
+                                 initargs=(os.getpid(),)) as ex:
             futs = {ex.submit(_run_and_save, s, results_dir, root, threads or 1, models_dir): s for s in todo}
-            for f in as_completed(futs):
-                try: f.result()
-                except Exception: failed(futs[f], traceback.format_exc())
-                bar.update()
+            for f in as_completed(futs): finished(futs[f], *_attempt(f.result, results_dir, futs[f]))
     bar.close()
-    if errors: print(f'{len(errors)} of {len(todo)} runs failed; see the .error.txt files in {results_dir}', file=sys.stderr)
-    return [read_json(result_path(results_dir, s)) for s in specs if result_path(results_dir, s).exists()]
+    records = [r for s in specs if (r := _read_record(result_path(results_dir, s))) is not None]
+    if locked: warnings.warn(_locked_message(locked, results_dir), stacklevel=2)
+    if errors:
+        msg = _failure_message(errors, len(todo))
+        if strict: raise RunsFailedError(msg, errors, records)
+        print(msg, file=sys.stderr)
+    return records
 
 def load_results(results_dir, tag:str=None):
-    "All records in `results_dir` (optionally only those whose spec has `tag`)."
-    recs = [read_json(p) for p in sorted(Path(results_dir).glob('*.json'))]
+    "All finished records in `results_dir` (optionally only those whose spec has `tag`); broken files are skipped with a warning."
+    recs = [r for p in sorted(Path(results_dir).glob('*.json')) if (r := _read_record(p)) is not None]
     return [r for r in recs if tag is None or r['spec'].get('tag') == tag]
 
-# %% ../nbs/07_experiment.ipynb 24
+# %% ../nbs/07_experiment.ipynb 35
 def records_frame(records):
     "One row per record: spec fields, `layer_config` entries prefixed `cfg_`, and metrics."
     rows = []
@@ -227,7 +367,7 @@ def fmt_mean_std(mean, std, scale=100., digits=1):
     if pd.isna(mean): return 'not run'
     return f'{mean * scale:.{digits}f}' + ('' if pd.isna(std) else f' ± {std * scale:.{digits}f}')
 
-# %% ../nbs/07_experiment.ipynb 27
+# %% ../nbs/07_experiment.ipynb 38
 _T8 = """MNIST|MLP + Dropout|97.7|97.7|100.0|15.2|3.4|120|72.1
 MNIST|MID-L|97.8|97.8|41.2|8.5|2.1|90|83.9
 CIFAR-10|CNN + MLP|82.4|82.4|100.0|64.0|8.9|240|59.4
@@ -274,7 +414,7 @@ def paper_table(table:int):
     t = PAPER[PAPER.table == table]
     return t.pivot_table(index=['dataset', 'model'], columns='column', values='value', sort=False)
 
-# %% ../nbs/07_experiment.ipynb 30
+# %% ../nbs/07_experiment.ipynb 41
 def side_by_side(ours:pd.DataFrame, table:int):
     "Our table (index: (dataset, model); cells: strings or numbers) interleaved with the paper's Table `table`."
     paper = paper_table(table)

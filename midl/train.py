@@ -4,7 +4,7 @@
 
 # %% ../nbs/06_train.ipynb 3
 from __future__ import annotations
-import copy, random, time
+import copy, math, random, time
 from dataclasses import dataclass, replace
 import numpy as np
 import torch
@@ -17,7 +17,7 @@ from .layers import collect_aux_loss
 from .metrics import accuracy, f1_macro, ece, brier_score, reliability
 
 # %% auto 0
-__all__ = ['TrainConfig', 'seed_everything', 'get_device', 'predict', 'evaluate', 'train_epoch', 'fit']
+__all__ = ['TrainConfig', 'seed_everything', 'get_device', 'predict', 'evaluate', 'NonFiniteLossError', 'train_epoch', 'fit']
 
 # %% ../nbs/06_train.ipynb 6
 @dataclass
@@ -103,21 +103,40 @@ def _install_annealing(model, cfg, total_steps):
         l.schedule = TopKSchedule(*cfg.anneal_top_k, steps=total_steps, mode=cfg.anneal_mode).validate(l.out_features)
         l.set_step(0)
 
-# %% ../nbs/06_train.ipynb 17
-def train_epoch(model, loader, opt, cfg, device, sched=None):
-    "One pass over `loader`; returns mean loss and accuracy over the samples seen."
+# %% ../nbs/06_train.ipynb 18
+class NonFiniteLossError(FloatingPointError):
+    "The training loss became NaN or infinite; `fit` stops the run rather than train on (and report) garbage."
+
+def _data_name(data):
+    "How messages name `data` (a Dataset or DataLoader): its description or name, else 'training data'."
+    ds = getattr(data, 'dataset', data)
+    return getattr(ds, 'description', None) or getattr(ds, 'name', None) or 'training data'
+
+def _non_finite(loss, loader, epoch, batch, cfg):
+    try: of = f' of {len(loader)}'
+    except TypeError: of = ''                                   # an iterable loader has no length
+    e = NonFiniteLossError(f"training loss is {loss} at epoch {epoch}, batch {batch}{of} of {_data_name(loader)} "
+                           f"(lr={cfg.lr}); the run is stopped: lower the learning rate or check the inputs for NaN/inf values")
+    e.loss, e.epoch, e.batch = loss, epoch, batch
+    return e
+
+# %% ../nbs/06_train.ipynb 20
+def train_epoch(model, loader, opt, cfg, device, sched=None, epoch:int=1):
+    "One pass over `loader`; returns mean loss and accuracy over the samples seen. A NaN or infinite loss raises `NonFiniteLossError`."
     model.train()
     tot_loss, correct, n = 0., 0, 0
-    for xb, yb, *_ in loader:
+    for batch, (xb, yb, *_) in enumerate(loader, 1):
         xb, yb = xb.to(device), torch.as_tensor(yb).to(device)
         out = model(xb)
         loss = F.cross_entropy(out, yb) + cfg.aux_weight * collect_aux_loss(model)   # CE + lambda_aux * sum of aux losses
         opt.zero_grad(set_to_none=True); loss.backward(); opt.step()
         if sched: sched.step()
-        tot_loss += loss.item() * len(yb); correct += (out.argmax(1) == yb).sum().item(); n += len(yb)
+        l = loss.item()                      # the host sync the running mean did already: checking it is free
+        if not math.isfinite(l): raise _non_finite(l, loader, epoch, batch, cfg)
+        tot_loss += l * len(yb); correct += (out.argmax(1) == yb).sum().item(); n += len(yb)
     return tot_loss / n, correct / n
 
-# %% ../nbs/06_train.ipynb 18
+# %% ../nbs/06_train.ipynb 21
 def fit(model:nn.Module, train_data, valid_data=None, config:TrainConfig=None, **kwargs):
     "Train `model` on `train_data` (Dataset or DataLoader); returns `(model, history)`. `kwargs` override `config`."
     cfg = replace(config or TrainConfig(), **kwargs)
@@ -131,7 +150,7 @@ def fit(model:nn.Module, train_data, valid_data=None, config:TrainConfig=None, *
     bar = tqdm(range(cfg.epochs), desc='epochs', disable=not cfg.progress, leave=True)
     for epoch in bar:
         t0 = time.perf_counter()
-        loss, acc = train_epoch(model, loader, opt, cfg, device, sched)
+        loss, acc = train_epoch(model, loader, opt, cfg, device, sched, epoch + 1)
         rec = dict(epoch=epoch + 1, train_loss=loss, train_acc=acc, time_s=time.perf_counter() - t0)
         if midl_layers(model): rec['k'] = midl_layers(model)[0].k
         if valid_data is not None:

@@ -1,5 +1,6 @@
 "Experiment runner: spec keys, atomic writes (also under SIGKILL), resume, aggregation, the paper's tables."
-import signal, subprocess, sys, textwrap, time
+import json, os, signal, subprocess, sys, textwrap, time, warnings
+from pathlib import Path
 import pandas as pd, pytest
 from midl import experiment as E
 from midl.experiment import RunSpec, write_json_atomic, read_json, sweep, aggregate, paper_table, side_by_side, PAPER
@@ -41,11 +42,13 @@ def test_sweep_resumes_and_skips_done(tmp_path, monkeypatch):
         return dict(spec=spec.asdict(), key=spec.key, metrics=dict(accuracy=0.5 + spec.seed / 10))
     monkeypatch.setattr(E, 'run', fake_run)
     specs = [RunSpec(seed=s) for s in range(4)]
-    recs = sweep(specs, tmp_path, progress=False)
-    assert calls == [0, 1, 2, 3] and len(recs) == 3                          # seed 2 failed, the rest finished
+    with pytest.raises(E.RunsFailedError, match='^1 of 4 runs failed'):
+        sweep(specs, tmp_path, progress=False)
+    assert calls == [0, 1, 2, 3] and len(list(tmp_path.glob('*.json'))) == 3  # seed 2 failed, the rest finished
     assert (tmp_path / f'{specs[2].key}.error.txt').exists()
     recs = sweep(specs, tmp_path, progress=False)                            # resume: only the failed one runs
     assert calls == [0, 1, 2, 3, 2] and len(recs) == 4
+    assert not (tmp_path / f'{specs[2].key}.error.txt').exists()             # it succeeded: its stale error file is gone
     assert [r['metrics']['accuracy'] for r in recs] == [0.5, 0.6, 0.7, 0.8]
 
 def test_aggregate_mean_std_over_seeds():
@@ -79,3 +82,103 @@ def test_parallel_sweep_matches_serial(tmp_path):
     par = sweep(specs, tmp_path / 'par', workers=2, threads=1, progress=False)
     ser = sweep(specs, tmp_path / 'ser', workers=1, threads=1, progress=False)
     assert [r['metrics']['accuracy'] for r in par] == [r['metrics']['accuracy'] for r in ser]
+
+def fake_runs(monkeypatch, fail=()):
+    "Replace `run` by a fast fake that records the seeds it ran and fails for the seeds in `fail`."
+    calls = []
+    def fake_run(spec, root=None, model_path=None):
+        calls.append(spec.seed)
+        if spec.seed in fail: raise ValueError('n=2000 must be in 1..1347')
+        return dict(spec=spec.asdict(), key=spec.key, metrics=dict(accuracy=spec.seed / 10))
+    monkeypatch.setattr(E, 'run', fake_run)
+    return calls
+
+def test_failed_runs_raise_after_the_others_finish(tmp_path, monkeypatch):
+    calls = fake_runs(monkeypatch, fail=(1, 3))
+    specs = [RunSpec(seed=s) for s in range(4)]
+    with pytest.raises(E.RunsFailedError) as ei: sweep(specs, tmp_path, progress=False)
+    assert isinstance(ei.value, RuntimeError) and calls == [0, 1, 2, 3]
+    err = tmp_path / f'{specs[1].key}.error.txt'
+    msg = str(ei.value)
+    assert msg.startswith('2 of 4 runs failed') and specs[1].key in msg and str(err) in msg
+    assert 'ValueError: n=2000 must be in 1..1347' in msg
+    assert ei.value.errors == [(specs[1].key, err, 'ValueError: n=2000 must be in 1..1347'),
+                               (specs[3].key, tmp_path / f'{specs[3].key}.error.txt', 'ValueError: n=2000 must be in 1..1347')]
+    assert 'Traceback' in err.read_text() and [r['spec']['seed'] for r in ei.value.records] == [0, 2]
+    recs = sweep(specs, tmp_path, progress=False, strict=False)              # the old behaviour: print, return what exists
+    assert [r['spec']['seed'] for r in recs] == [0, 2] and calls == [0, 1, 2, 3, 1, 3]
+
+@pytest.mark.parametrize('content', ['', '{"spec": {}, "metr', '{}', '{"spec": {}, "key": "x"}', '[1, 2]'])
+def test_broken_result_file_is_rerun_not_trusted(tmp_path, monkeypatch, content):
+    calls = fake_runs(monkeypatch)
+    spec = RunSpec(seed=5); p = E.result_path(tmp_path, spec)
+    p.write_text(content)
+    with pytest.warns(UserWarning, match=p.name): assert sweep([spec], tmp_path, progress=False, run_missing=False) == []
+    with pytest.warns(UserWarning, match=p.name): assert E.load_results(tmp_path) == []
+    with pytest.warns(UserWarning, match=p.name): recs = sweep([spec], tmp_path, progress=False)
+    assert calls == [5] and recs[0]['metrics'] == dict(accuracy=0.5) and E.load_results(tmp_path) == recs
+
+def sleeper():
+    "A live process that is not us, to hold a lock."
+    return subprocess.Popen([sys.executable, '-c', 'import time; time.sleep(60)'])
+
+def test_spec_locked_by_a_live_process_is_skipped_and_a_stale_lock_taken_over(tmp_path, monkeypatch):
+    calls = fake_runs(monkeypatch)
+    specs = [RunSpec(seed=s) for s in range(3)]
+    lock = tmp_path / f'{specs[1].key}.lock'
+    p = sleeper()
+    try:
+        lock.write_text(str(p.pid))
+        with pytest.warns(UserWarning, match=rf'1 run is being run by another process \(pid {p.pid}\)'):
+            recs = sweep(specs, tmp_path, progress=False)                # strict, yet no error: it is not a failure
+        assert calls == [0, 2] and [r['spec']['seed'] for r in recs] == [0, 2] and lock.read_text() == str(p.pid)
+    finally: p.kill(); p.wait()
+    recs = sweep(specs, tmp_path, progress=False)                        # its pid is dead now: the lock is stale
+    assert calls == [0, 2, 1] and len(recs) == 3 and not lock.exists()
+    assert list(tmp_path.glob('*.lock')) == []                           # locks are released
+
+def test_lock_is_exclusive(tmp_path):
+    lock = tmp_path / 'k.lock'
+    assert E._acquire_lock(lock) is None and E._acquire_lock(lock) == os.getpid()   # held by a live process: us
+    E._release_lock(lock); assert not lock.exists()
+    lock.write_text('999999999 ' + os.uname().nodename)                 # no such pid: stale, taken over
+    assert E._acquire_lock(lock) is None and lock.read_text().split()[0] == str(os.getpid())
+
+def test_result_and_error_files_are_readable_by_others(tmp_path, monkeypatch):
+    E.write_json_atomic({'a': 1}, tmp_path / 'r.json')
+    E.atomic_write(tmp_path / 'm.pt', lambda tmp: Path(tmp).write_bytes(b'x'))
+    assert [f.stat().st_mode & 0o777 for f in sorted(tmp_path.iterdir())] == [0o644, 0o644]   # mkstemp alone: 0600
+    fake_runs(monkeypatch, fail=(1,))
+    with pytest.raises(E.RunsFailedError): sweep([RunSpec(seed=0), RunSpec(seed=1)], tmp_path, progress=False)
+    for f in tmp_path.iterdir(): assert f.stat().st_mode & 0o777 == 0o644, f
+
+def _alive(pid):
+    try: os.kill(pid, 0)
+    except ProcessLookupError: return False
+    try: return Path(f'/proc/{pid}/stat').read_text().split(') ')[1][0] != 'Z'   # a zombie has ended
+    except FileNotFoundError: return False
+
+@pytest.mark.skipif(not sys.platform.startswith('linux'), reason='reads /proc')
+def test_workers_end_when_the_sweep_is_killed(tmp_path):
+    code = textwrap.dedent(f"""
+        from midl.experiment import RunSpec, sweep
+        if __name__ == '__main__':
+            sweep([RunSpec(seed=s, epochs=10**6, n_train=100, n_test=50) for s in range(2)], {str(tmp_path)!r},
+                  workers=2, threads=1, progress=False)
+    """)
+    (tmp_path / 'parent.py').write_text(code)
+    parent = subprocess.Popen([sys.executable, str(tmp_path / 'parent.py')])
+    try:
+        deadline = time.time() + 120                                     # the workers import torch first
+        while len(list(tmp_path.glob('*.lock'))) < 2 and time.time() < deadline: time.sleep(0.2)
+        locks = list(tmp_path.glob('*.lock'))
+        assert len(locks) == 2, 'the workers did not start their runs'
+        pids = [int(l.read_text().split()[0]) for l in locks]            # a running spec's lock holds its worker's pid
+        assert parent.pid not in pids and all(_alive(p) for p in pids)
+        time.sleep(1)
+    finally: parent.kill(); parent.wait()
+    deadline = time.time() + 10
+    while any(_alive(p) for p in pids) and time.time() < deadline: time.sleep(0.1)
+    left = [p for p in pids if _alive(p)]
+    for p in left: os.kill(p, signal.SIGKILL)
+    assert left == [], f'workers {left} outlived their sweep'

@@ -47,3 +47,13 @@ def test_config_errors():
     with pytest.raises(ValueError, match='epochs >= 1'): TrainConfig(epochs=0)
     if not torch.cuda.is_available():
         with pytest.raises(RuntimeError, match="device='cpu'"): get_device('cuda')
+
+def test_non_finite_loss_stops_the_run():
+    from midl.train import NonFiniteLossError
+    ds = toy(); ds.tensors[0][5, 3] = float('nan')             # one bad input sample
+    with pytest.raises(NonFiniteLossError, match=r'epoch 1, batch \d+ of 13 of training data.*lower the learning rate'):
+        fit(net(), ds, config=CFG)
+    ds.description = 'toy set'                                  # a dataset with a description is named
+    with pytest.raises(FloatingPointError, match=r'toy set'): fit(net(), ds, config=CFG)
+    with pytest.raises(NonFiniteLossError, match=r'lr=1e\+30'):  # a learning rate that blows the weights up
+        fit(net(), toy(), config=CFG, lr=1e30, optimizer='sgd')
