@@ -12,7 +12,7 @@ import midl
 from .experiment import RunSpec, atomic_write
 
 # %% auto 0
-__all__ = ['SCALES', 'EPOCHS', 'SIZES', 'DISPLAY', 'BASELINE', 'ABLATIONS', 'SMI_COLUMNS', 'TABLE5_SETTINGS',
+__all__ = ['SCALES', 'EPOCHS', 'SIZES', 'DISPLAY', 'BASELINE', 'TABLE2_EPOCHS', 'ABLATIONS', 'SMI_COLUMNS', 'TABLE5_SETTINGS',
            'EXPERIMENT_NOTEBOOKS', 'REPRO_DATASETS', 'scale_settings', 'available_datasets', 'param_list', 'save_table',
            'save_figure', 'baseline_name', 'layer_pair', 'table8_specs', 'main_specs', 'table2_specs', 'table3_specs',
            'table4_specs', 'ablation_name', 'table6_specs', 'table7_specs', 'figure4_specs', 'model_name',
@@ -116,13 +116,15 @@ def main_specs(datasets, scale='default', seeds=None, layers=None, device='cpu',
     return [replace(s, label_noise=n, corruption='all' if n == 0 and s.dataset in corrupt else None) for n in noises for s in base]
 
 # %% ../nbs/08_reproduce.ipynb 20
+TABLE2_EPOCHS = dict(smoke=5, default=30, full=100)   # full: a few hundred optimiser steps on ~200 samples
+
 def table2_specs(scale='default', seeds=None, layers=None, device='cpu', datasets=('mnist', 'cifar10', 'adult'),
                  per_class=20, adult_total=1000, epochs=None):
     "Table 2: 20 samples per class (MNIST, CIFAR-10) or 1000 in total (Adult); the full test set."
     out = []
     for ds in datasets:
         size = dict(n_train=adult_total) if ds == 'adult' else dict(per_class=per_class)
-        e = epochs or (5 if scale == 'smoke' else 100)            # a few hundred optimiser steps on ~200 samples
+        e = epochs or TABLE2_EPOCHS[scale]
         out += [replace(s, n_train=size.get('n_train'), per_class=size.get('per_class'), epochs=e)
                 for s in _specs([ds], scale, 'table2', seeds, layers, device)]
     return out
