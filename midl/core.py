@@ -6,13 +6,13 @@
 from __future__ import annotations
 import math, numbers
 from contextlib import contextmanager
-from fastcore.basics import patch
 import torch
 from torch import nn
 from .math import topk_mask
 
 # %% auto 0
-__all__ = ['VARIANTS', 'resolve_top_k', 'TopKSchedule', 'make_paths', 'MIDLayer', 'midl_layers', 'tracking', 'anr', 'MIDChannels']
+__all__ = ['VARIANTS', 'resolve_top_k', 'TopKSchedule', 'make_paths', 'MIDLayer', 'midl_layers', 'tracking', 'evaluating', 'anr',
+           'MIDChannels']
 
 # %% ../nbs/01_core.ipynb 6
 def resolve_top_k(top_k, d):
@@ -91,6 +91,7 @@ class MIDLayer(nn.Module):
                  ste:str='masked', # gradient through the mask: 'masked' (Appendix A) or 'identity' (straight-through)
                  rank:int=None, f2_hidden:int=None, # §4.4 sizes: f1's rank (dim//2) and f2's hidden width (out_dim)
                  f1:nn.Module=None, f2:nn.Module=None, # custom paths (override `variant`)
+                 gate:nn.Module=None, # gate logits x -> (..., out_dim), kept as `alpha_proj` (default: Linear(dim, out_dim))
                  bias:bool=True,
                  anr_threshold:float=0., # a neuron counts as active when alpha_hat > anr_threshold
                  track_stats:bool=False): # accumulate ANR and selection counts during forward
@@ -102,7 +103,7 @@ class MIDLayer(nn.Module):
         self.variant, self.ste, self.anr_threshold, self.track_stats = variant, ste, anr_threshold, track_stats
         p1, p2 = make_paths(dim, self.out_features, variant, rank, f2_hidden, bias) if f1 is None or f2 is None else (f1, f2)
         self.f1, self.f2 = (p1 if f1 is None else f1), (p2 if f2 is None else f2)
-        self.alpha_proj = nn.Linear(dim, self.out_features, bias)
+        self.alpha_proj = nn.Linear(dim, self.out_features, bias) if gate is None else gate
         self.alpha_drop = nn.Dropout(alpha_dropout)
         self.schedule = top_k.validate(self.out_features) if isinstance(top_k, TopKSchedule) else None
         self.top_k = None if self.schedule else top_k
@@ -111,93 +112,78 @@ class MIDLayer(nn.Module):
         for n in ('sel_count', 'n_rows', 'n_active'): self.register_buffer(n, None, persistent=False)
         self.reset_stats()
 
-# %% ../nbs/01_core.ipynb 21
-@patch
-@torch.no_grad()
-def reset_stats(self:MIDLayer):
-    "Zero the ANR and selection counters."
-    self.sel_count = torch.zeros(self.out_features, dtype=torch.long, device=self.step.device)
-    self.n_rows = torch.zeros((), dtype=torch.long, device=self.step.device)
-    self.n_active = torch.zeros((), dtype=torch.long, device=self.step.device)
+    def forward(self, x):
+        ah = self.gate(x)
+        return self.mix(ah, self.f1(x), self.f2(x))
 
-@patch(as_prop=True)
-def k(self:MIDLayer):
-    "The number of neurons kept per row at the current step."
-    v = self.schedule(int(self.step)) if self.schedule else self.top_k
-    return resolve_top_k(v, self.out_features)
+    def gate(self, x):
+        "$\\hat\\alpha$ for input `x` (..., in features): `select`, then dropout, statistics and the schedule step."
+        self._check_input(x)
+        ah, m = self.select(x)
+        ah = self.alpha_drop(ah)                                     # dropout on alpha_hat (training only)
+        if self.track_stats: self._record(m, ah)
+        if self.training and self.schedule: self.step += 1
+        return ah
 
-@patch
-def set_step(self:MIDLayer, step:int):
-    "Move a `TopKSchedule` to training step `step`."
-    self.step.fill_(step)
+    def select(self, x):
+        "`(alpha_hat, mask)` before dropout: sigmoid gate, top-k mask $M$, gradient rule."
+        alpha = torch.sigmoid(self.alpha_proj(x))                    # alpha = sigma(W_alpha x + b_alpha)
+        m = topk_mask(alpha.detach(), self.k)                        # M_topk(alpha): k ones per row
+        return self._ste(alpha, m), m
 
-# %% ../nbs/01_core.ipynb 23
-@patch
-def _check_input(self:MIDLayer, x):
-    if not isinstance(x, torch.Tensor): raise TypeError(f"MIDLayer expects a torch.Tensor, got {type(x).__name__}")
-    if not x.is_floating_point():
-        raise TypeError(f"MIDLayer expects a floating-point input, got dtype {x.dtype}; convert it first, e.g. x.float()")
-    if x.ndim == 0 or x.shape[-1] != self.in_features:
-        raise ValueError(f"MIDLayer expects the last dimension of the input to be {self.in_features} (its in "
-                         f"features), got {x.shape[-1] if x.ndim else 'a scalar'} (input shape {tuple(x.shape)})")
+    def _ste(self, alpha, m):
+        "$\\alpha\\odot M$ with the gradient rule `self.ste`: 'masked' (to the top-k only) or 'identity' (to every entry)."
+        if self.ste == 'masked': return alpha * m                    # alpha_hat = alpha ⊙ M (grad to top-k only)
+        return alpha + (alpha * m - alpha).detach()                  # same value, gradient to every alpha
 
-# %% ../nbs/01_core.ipynb 25
-@patch
-def _ste(self:MIDLayer, alpha, m):
-    "$\\alpha\\odot M$ with the gradient rule `self.ste`: 'masked' (to the top-k only) or 'identity' (to every entry)."
-    if self.ste == 'masked': return alpha * m                    # alpha_hat = alpha ⊙ M (grad to top-k only)
-    return alpha + (alpha * m - alpha).detach()                  # same value, gradient to every alpha
+    def mix(self, alpha_hat, f1x, f2x):
+        "The interpolation $\\hat\\alpha\\odot f_1(x) + (1-\\hat\\alpha)\\odot f_2(x)$."
+        return alpha_hat * f1x + (1 - alpha_hat) * f2x
 
-@patch
-def select(self:MIDLayer, x):
-    "`(alpha_hat, mask)` before dropout: sigmoid gate, top-k mask $M$, gradient rule."
-    alpha = torch.sigmoid(self.alpha_proj(x))                    # alpha = sigma(W_alpha x + b_alpha)
-    m = topk_mask(alpha.detach(), self.k)                        # M_topk(alpha): k ones per row
-    return self._ste(alpha, m), m
+    @property
+    def k(self):
+        "The number of neurons kept per row at the current step."
+        v = self.schedule(int(self.step)) if self.schedule else self.top_k
+        return resolve_top_k(v, self.out_features)
 
-@patch
-def gate(self:MIDLayer, x):
-    "$\\hat\\alpha$ for input `x` (..., in features): `select`, then dropout, statistics and the schedule step."
-    self._check_input(x)
-    ah, m = self.select(x)
-    ah = self.alpha_drop(ah)                                     # dropout on alpha_hat (training only)
-    if self.track_stats: self._record(m, ah)
-    if self.training and self.schedule: self.step += 1
-    return ah
+    def set_step(self, step:int):
+        "Move a `TopKSchedule` to training step `step`."
+        self.step.fill_(step)
 
-@patch
-def mix(self:MIDLayer, alpha_hat, f1x, f2x):
-    "The interpolation $\\hat\\alpha\\odot f_1(x) + (1-\\hat\\alpha)\\odot f_2(x)$."
-    return alpha_hat * f1x + (1 - alpha_hat) * f2x
+    def _check_input(self, x):
+        if not isinstance(x, torch.Tensor): raise TypeError(f"MIDLayer expects a torch.Tensor, got {type(x).__name__}")
+        if not x.is_floating_point():
+            raise TypeError(f"MIDLayer expects a floating-point input, got dtype {x.dtype}; convert it first, e.g. x.float()")
+        if x.ndim == 0 or x.shape[-1] != self.in_features:
+            raise ValueError(f"MIDLayer expects the last dimension of the input to be {self.in_features} (its in "
+                             f"features), got {x.shape[-1] if x.ndim else 'a scalar'} (input shape {tuple(x.shape)})")
 
-@patch
-def forward(self:MIDLayer, x):
-    ah = self.gate(x)
-    return self.mix(ah, self.f1(x), self.f2(x))
+    @torch.no_grad()
+    def reset_stats(self):
+        "Zero the ANR and selection counters."
+        self.sel_count = torch.zeros(self.out_features, dtype=torch.long, device=self.step.device)
+        self.n_rows = torch.zeros((), dtype=torch.long, device=self.step.device)
+        self.n_active = torch.zeros((), dtype=torch.long, device=self.step.device)
 
-# %% ../nbs/01_core.ipynb 26
-@patch
-@torch.no_grad()
-def _record(self:MIDLayer, m, ah):
-    m, ah = m.reshape(-1, self.out_features), ah.reshape(-1, self.out_features)
-    self.sel_count += m.sum(0).long()                            # times each neuron was in the top k
-    self.n_rows += m.shape[0]
-    self.n_active += (ah > self.anr_threshold).sum()             # open gates after dropout
+    @torch.no_grad()
+    def _record(self, m, ah):
+        m, ah = m.reshape(-1, self.out_features), ah.reshape(-1, self.out_features)
+        self.sel_count += m.sum(0).long()                            # times each neuron was in the top k
+        self.n_rows += m.shape[0]
+        self.n_active += (ah > self.anr_threshold).sum()             # open gates after dropout
 
-@patch
-def stats(self:MIDLayer):
-    "ANR and per-neuron selection frequency over the rows seen since `reset_stats`."
-    n = max(int(self.n_rows), 1)
-    return dict(anr=int(self.n_active) / (n * self.out_features), rows=int(self.n_rows),
-                selection_freq=self.sel_count.double().cpu() / n)
+    def stats(self):
+        "ANR and per-neuron selection frequency over the rows seen since `reset_stats`."
+        n = max(int(self.n_rows), 1)
+        return dict(anr=int(self.n_active) / (n * self.out_features), rows=int(self.n_rows),
+                    selection_freq=self.sel_count.double().cpu() / n)
 
-@patch
-def extra_repr(self:MIDLayer):
-    top = self.schedule if self.schedule else self.top_k
-    return (f"{self.in_features} -> {self.out_features}, top_k={top!r}, variant={self.variant!r}, "
-            f"alpha_dropout={self.alpha_drop.p}, ste={self.ste!r}")
+    def extra_repr(self):
+        top = self.schedule if self.schedule else self.top_k
+        return (f"{self.in_features} -> {self.out_features}, top_k={top!r}, variant={self.variant!r}, "
+                f"alpha_dropout={self.alpha_drop.p}, ste={self.ste!r}")
 
-# %% ../nbs/01_core.ipynb 55
+# %% ../nbs/01_core.ipynb 49
 def midl_layers(model:nn.Module):
     "All `MIDLayer`s inside `model` (including `model` itself), in module order."
     return [m for m in model.modules() if isinstance(m, MIDLayer)]
@@ -214,14 +200,24 @@ def tracking(model:nn.Module, reset:bool=True):
     finally:
         for l, o in zip(layers, old): l.track_stats = o
 
+@contextmanager
+def evaluating(model:nn.Module):
+    "Evaluation mode for `model` inside a `with` block; afterwards every submodule gets back its own train/eval mode."
+    modes = [(m, m.training) for m in model.modules()]
+    model.eval()
+    try: yield model
+    finally:
+        for m, mode in modes: m.training = mode
+
 def anr(model:nn.Module):
-    "ANR pooled over all `MIDLayer`s in `model`: open gates / (rows × out features), from their counters."
+    "ANR pooled over all `MIDLayer`s in `model`: open gates / (rows × out features), from their counters; 1.0 without any."
     layers = midl_layers(model)
+    if not layers: return 1.0                                    # no gating layer: every neuron is active
     act = sum(int(l.n_active) for l in layers)
     tot = sum(int(l.n_rows) * l.out_features for l in layers)
     return act / tot if tot else float('nan')
 
-# %% ../nbs/01_core.ipynb 62
+# %% ../nbs/01_core.ipynb 58
 class MIDChannels(nn.Module):
     "MID-L over the channels of (B, C, H, W) feature maps; `gate='pool'` picks k channels per sample, 'pixel' per position."
     gates = ('pool', 'pixel')

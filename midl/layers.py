@@ -8,14 +8,13 @@ import inspect, math
 import torch
 from torch import nn
 import torch.nn.functional as F
-from .core import MIDLayer, make_paths, midl_layers, tracking, anr
+from .core import MIDLayer, make_paths, midl_layers, tracking, evaluating, anr
 from .math import topk_mask
 
 # %% auto 0
-__all__ = ['LAYERS', 'HiddenBlock', 'Dense', 'MIDBlock', 'ConcreteDropout', 'concrete_drop', 'regulariser', 'DyReLU',
-           'load_balancing_loss', 'SwitchFFN', 'route', 'LoRAMoE', 'GateAblation', 'RandomTopK', 'FixedAlpha',
-           'PathOnly', 'F1Only', 'F2Only', 'GumbelGate', 'layer_options', 'make_layer', 'hidden_blocks',
-           'collect_aux_loss', 'model_anr']
+__all__ = ['LAYERS', 'HiddenBlock', 'Dense', 'MIDBlock', 'ConcreteDropout', 'DyReLU', 'load_balancing_loss', 'SwitchFFN',
+           'LoRAMoE', 'GateAblation', 'RandomTopK', 'FixedAlpha', 'ConstantGate', 'ZeroPath', 'PathOnly', 'F1Only',
+           'F2Only', 'GumbelGate', 'layer_options', 'make_layer', 'hidden_blocks', 'collect_aux_loss', 'model_anr']
 
 # %% ../nbs/03_layers.ipynb 7
 def _zero(m:nn.Module):
@@ -66,34 +65,33 @@ class ConcreteDropout(HiddenBlock, nn.Module):
         self.p_logit = nn.Parameter(torch.tensor(math.log(init_p) - math.log1p(-init_p)))   # rho = logit(p0)
         self.weight_regulariser, self.dropout_regulariser, self.temperature = weight_regulariser, dropout_regulariser, temperature
 
+    def forward(self, x):
+        if self.training: x = self.concrete_drop(x)
+        return F.relu(self.linear(x))                                # a = phi(W x~ + b)
+
     @property
-    def p(self): return torch.sigmoid(self.p_logit)           # p = sigma(rho) in (0, 1)
+    def p(self): return torch.sigmoid(self.p_logit)               # p = sigma(rho) in (0, 1)
 
-# %% ../nbs/03_layers.ipynb 19
-def concrete_drop(self:ConcreteDropout, x):
-    "Relaxed dropout of `x`: $\\tilde x = x\\odot(1-\\tilde z)/(1-p)$ with the Concrete sample $\\tilde z$."
-    p, e = self.p, self.eps
-    u = torch.rand_like(x)
-    logit = torch.log(p + e) - torch.log(1 - p + e) + torch.log(u + e) - torch.log(1 - u + e)
-    z = torch.sigmoid(logit / self.temperature)                  # z~: relaxed drop indicator
-    return x * (1 - z) / (1 - p)                                 # x~ = x ⊙ (1 - z~) / (1 - p)
-ConcreteDropout.concrete_drop = concrete_drop
+    def concrete_drop(self, x):
+        "Relaxed dropout of `x`: $\\tilde x = x\\odot(1-\\tilde z)/(1-p)$ with the Concrete sample $\\tilde z$."
+        p, e = self.p, self.eps
+        u = torch.rand_like(x)
+        logit = torch.log(p + e) - torch.log(1 - p + e) + torch.log(u + e) - torch.log(1 - u + e)
+        z = torch.sigmoid(logit / self.temperature)                  # z~: relaxed drop indicator
+        return x * (1 - z) / (1 - p)                                 # x~ = x ⊙ (1 - z~) / (1 - p)
 
-def regulariser(self:ConcreteDropout):
-    "$R(W,p) = \\lambda_w\\lVert W\\rVert^2/(1-p) + \\lambda_p K (p\\log p + (1-p)\\log(1-p))$."
-    p, K = self.p, self.linear.in_features
-    weight = self.weight_regulariser * self.linear.weight.pow(2).sum() / (1 - p)    # lambda_w ||W||^2 / (1 - p)
-    neg_entropy = p * torch.log(p) + (1 - p) * torch.log(1 - p)                     # -H(p)
-    return weight + self.dropout_regulariser * K * neg_entropy                       # + lambda_p K (-H(p))
-ConcreteDropout.regulariser = regulariser
-ConcreteDropout.aux_loss = regulariser
+    def regulariser(self):
+        "$R(W,p) = \\lambda_w\\lVert W\\rVert^2/(1-p) + \\lambda_p K (p\\log p + (1-p)\\log(1-p))$."
+        p, K = self.p, self.linear.in_features
+        weight = self.weight_regulariser * self.linear.weight.pow(2).sum() / (1 - p)    # lambda_w ||W||^2 / (1 - p)
+        neg_entropy = p * torch.log(p) + (1 - p) * torch.log(1 - p)                     # -H(p)
+        return weight + self.dropout_regulariser * K * neg_entropy                       # + lambda_p K (-H(p))
 
-def _cd_forward(self:ConcreteDropout, x):
-    if self.training: x = self.concrete_drop(x)
-    return F.relu(self.linear(x))                                # a = phi(W x~ + b)
-ConcreteDropout.forward = _cd_forward
+    def aux_loss(self):
+        "The auxiliary loss of this block: its regulariser $R(W, p)$."
+        return self.regulariser()
 
-# %% ../nbs/03_layers.ipynb 27
+# %% ../nbs/03_layers.ipynb 26
 class DyReLU(HiddenBlock, nn.Module):
     "Fully connected layer followed by Dynamic ReLU-B: $y_c=\\max_k(a^k_c(z) z_c + b^k_c(z))$ with $K$ input-dependent pieces."
     def __init__(self, in_features:int, out_features:int,
@@ -121,14 +119,14 @@ class DyReLU(HiddenBlock, nn.Module):
         a, b = self.coefficients(z)
         return (a * z.unsqueeze(-2) + b).amax(-2)                    # y_c = max_k (a^k_c z_c + b^k_c)
 
-# %% ../nbs/03_layers.ipynb 31
+# %% ../nbs/03_layers.ipynb 30
 def load_balancing_loss(probs, chosen, n_experts:int):
     "$E\\sum_i f_i P_i$ for router probabilities `probs` (T, E) and chosen experts `chosen` (T, k)."
     f = F.one_hot(chosen, n_experts).to(probs.dtype).sum(-2).mean(0) / chosen.shape[-1]   # f_i: share of routing slots
     P = probs.mean(0)                                                                      # P_i: mean probability
     return n_experts * (f * P).sum()                                                       # E sum_i f_i P_i
 
-# %% ../nbs/03_layers.ipynb 34
+# %% ../nbs/03_layers.ipynb 33
 class SwitchFFN(HiddenBlock, nn.Module):
     "Switch Transformer feed-forward MoE: top-1 routing, expert capacity, dropped tokens pass through the residual, then ReLU."
     def __init__(self, in_features:int, out_features:int,
@@ -148,39 +146,35 @@ class SwitchFFN(HiddenBlock, nn.Module):
         self.skip = nn.Identity() if in_features == out_features else nn.Linear(in_features, out_features, bias=False)
         self._aux, self.last_routing = None, None
 
+    def forward(self, x):
+        x2 = x.reshape(-1, self.in_features)                         # tokens: all rows
+        probs, expert, kept = self.route(x2)
+        moe = x2.new_zeros(len(x2), self.out_features)
+        for i, e in enumerate(self.experts):
+            rows = ((expert == i) & kept).nonzero().squeeze(1)
+            if len(rows): moe = moe.index_add(0, rows, probs[rows, i, None] * e(x2[rows]))   # p_i(x) E_i(x), kept tokens only
+        self._aux = self.aux_weight * load_balancing_loss(probs, expert[:, None], self.n_experts)   # alpha E sum f_i P_i
+        self.last_routing = dict(expert=expert, kept=kept)
+        return F.relu(self.skip(x2) + moe).reshape(*x.shape[:-1], self.out_features)   # a = phi(S x + MoE(x))
+
+    def route(self, x):
+        "Router probabilities (T, E), chosen expert (T,) and whether each token fits its expert's capacity (T,)."
+        probs = torch.softmax(self.router(x), -1)                    # p(x) = softmax(W_r x)
+        expert = probs.argmax(-1)                                    # i(x) = argmax_i p_i(x)
+        onehot = F.one_hot(expert, self.n_experts)
+        position = (onehot.cumsum(0) * onehot).sum(-1) - 1           # place of each token in its expert's queue
+        return probs, expert, position < self.capacity(len(x))       # kept iff place < C
+
     def capacity(self, n_tokens:int):
         "Tokens each expert takes: $C = \\lceil c\\,T/E\\rceil$."
         c = self.capacity_factor if self.training else self.eval_capacity_factor
         return math.ceil(c * n_tokens / self.n_experts)
 
-# %% ../nbs/03_layers.ipynb 35
-def route(self:SwitchFFN, x):
-    "Router probabilities (T, E), chosen expert (T,) and whether each token fits its expert's capacity (T,)."
-    probs = torch.softmax(self.router(x), -1)                    # p(x) = softmax(W_r x)
-    expert = probs.argmax(-1)                                    # i(x) = argmax_i p_i(x)
-    onehot = F.one_hot(expert, self.n_experts)
-    position = (onehot.cumsum(0) * onehot).sum(-1) - 1           # place of each token in its expert's queue
-    return probs, expert, position < self.capacity(len(x))       # kept iff place < C
-SwitchFFN.route = route
+    def aux_loss(self):
+        "The load-balancing loss of the most recent forward pass."
+        return _zero(self) if self._aux is None else self._aux
 
-def _switch_forward(self:SwitchFFN, x):
-    x2 = x.reshape(-1, self.in_features)                         # tokens: all rows
-    probs, expert, kept = self.route(x2)
-    moe = x2.new_zeros(len(x2), self.out_features)
-    for i, e in enumerate(self.experts):
-        rows = ((expert == i) & kept).nonzero().squeeze(1)
-        if len(rows): moe = moe.index_add(0, rows, probs[rows, i, None] * e(x2[rows]))   # p_i(x) E_i(x), kept tokens only
-    self._aux = self.aux_weight * load_balancing_loss(probs, expert[:, None], self.n_experts)   # alpha E sum f_i P_i
-    self.last_routing = dict(expert=expert, kept=kept)
-    return F.relu(self.skip(x2) + moe).reshape(*x.shape[:-1], self.out_features)   # a = phi(S x + MoE(x))
-SwitchFFN.forward = _switch_forward
-
-def _switch_aux(self:SwitchFFN):
-    "The load-balancing loss of the most recent forward pass."
-    return _zero(self) if self._aux is None else self._aux
-SwitchFFN.aux_loss = _switch_aux
-
-# %% ../nbs/03_layers.ipynb 41
+# %% ../nbs/03_layers.ipynb 39
 class LoRAMoE(HiddenBlock, nn.Module):
     "Dense layer plus a top-k routed mixture of LoRA experts $B_eA_e$, then ReLU; Switch load balancing as auxiliary loss."
     def __init__(self, in_features:int, out_features:int,
@@ -220,12 +214,12 @@ class LoRAMoE(HiddenBlock, nn.Module):
         "The load-balancing loss of the most recent forward pass."
         return _zero(self) if self._aux is None else self._aux
 
-# %% ../nbs/03_layers.ipynb 45
+# %% ../nbs/03_layers.ipynb 43
 class GateAblation(MIDBlock):
     "A `MIDBlock` whose $\\hat\\alpha$ comes from its own `select(x)` (returns `(alpha_hat, mask)`); the rest is MID-L's."
     # subclasses override `select(x) -> (alpha_hat, mask)`; `MIDLayer.gate` adds dropout, statistics, schedule
 
-# %% ../nbs/03_layers.ipynb 48
+# %% ../nbs/03_layers.ipynb 46
 class RandomTopK(GateAblation):
     "Table 4 'No $\\alpha$ gating': a uniformly random top-k mask per row, $\\hat\\alpha = M$, independent of the input."
     def __init__(self, in_features:int, out_features:int, top_k=0.5,
@@ -240,7 +234,7 @@ class RandomTopK(GateAblation):
         m = topk_mask(u, self.k).to(x.dtype)                     # k uniformly random neurons per row
         return m, m                                              # alpha_hat = M
 
-# %% ../nbs/03_layers.ipynb 52
+# %% ../nbs/03_layers.ipynb 50
 class FixedAlpha(GateAblation):
     "Table 4 'Fixed $\\alpha=0.5$': $\\hat\\alpha = c\\,M$ on MID-L's top-k selection (straight-through gradient to the gate)."
     def __init__(self, in_features:int, out_features:int, top_k=0.5,
@@ -255,31 +249,37 @@ class FixedAlpha(GateAblation):
         g = self._ste(alpha, m)                                  # carries MID-L's gradient
         return self.alpha_value * m + (g - g.detach()), m        # value c M, gradient of alpha ⊙ M
 
-# %% ../nbs/03_layers.ipynb 56
-class _NoPath(nn.Module):
-    "Placeholder for the path a one-path ablation does not have."
-    def forward(self, x): raise RuntimeError("this ablation has no such path")
+# %% ../nbs/03_layers.ipynb 54
+class ConstantGate(nn.Module):
+    "Gate logits that ignore the input: $+\\infty$ (`open`, $\\alpha\\equiv 1$) or $-\\infty$ ($\\alpha\\equiv 0$); no parameters."
+    def __init__(self, out_features:int, open:bool=True):
+        super().__init__()
+        self.out_features, self.open = out_features, open
+
+    def forward(self, x): return x.new_full(x.shape[:-1] + (self.out_features,), math.inf if self.open else -math.inf)
+
+    def extra_repr(self): return f"out_features={self.out_features}, open={self.open}"
+
+class ZeroPath(nn.Module):
+    "A path whose output is zero (width `out_features`): the path a one-path ablation does not have; no parameters."
+    def __init__(self, out_features:int):
+        super().__init__()
+        self.out_features = out_features
+
+    def forward(self, x): return x.new_zeros(x.shape[:-1] + (self.out_features,))
 
 class PathOnly(MIDBlock):
-    "Table 4 'F1 only' / 'F2 only': $z = F_1(x)$ or $F_2(x)$, no gate; every neuron counts as active."
+    "Table 4 'F1 only' / 'F2 only': MID-L with a constant gate and a zero second path, $z = F_1(x)$ or $F_2(x)$; every neuron counts as active."
     path = 'f1'
     def __init__(self, in_features:int, out_features:int, top_k=1.0, variant:str='appendix_a', rank:int=None,
-                 f2_hidden:int=None, bias:bool=True, alpha_dropout:float=0., **kwargs):
+                 f2_hidden:int=None, bias:bool=True, alpha_dropout:float=0., anr_threshold:float=None, **kwargs):
         f1, f2 = make_paths(in_features, out_features, variant, rank, f2_hidden, bias)
-        f1, f2 = (f1, _NoPath()) if self.path == 'f1' else (_NoPath(), f2)
-        super().__init__(in_features, out_features, top_k=1.0, variant=variant, f1=f1, f2=f2, bias=bias,
-                         alpha_dropout=0., **kwargs)
-        self.alpha_proj = None
-
-    def gate(self, x):
-        self._check_input(x)
-        m = x.new_ones(x.shape[:-1] + (self.out_features,))
-        if self.track_stats: self._record(m, m)                  # no selection: all neurons active
-        return m if self.path == 'f1' else 1 - m                 # alpha_hat = 1 (F1) or 0 (F2)
-
-    def forward(self, x):
-        self.gate(x)
-        return F.relu(getattr(self, self.path)(x))               # a = phi(F1(x)) or phi(F2(x))
+        nn.Linear(in_features, out_features, bias)              # MID-L's gate, drawn and dropped: same random numbers as `midl`
+        f1_only, zero = self.path == 'f1', ZeroPath(out_features)
+        super().__init__(in_features, out_features, top_k=1.0, variant=variant, bias=bias, alpha_dropout=0.,
+                         f1=f1 if f1_only else zero, f2=zero if f1_only else f2,
+                         gate=ConstantGate(out_features, open=f1_only),   # alpha_hat = 1 (F1) or 0 (F2)
+                         anr_threshold=-math.inf, **kwargs)               # no selection: every neuron active
 
 class F1Only(PathOnly):
     "Table 4 'F1 only': $a = \\phi(F_1(x))$."
@@ -289,7 +289,7 @@ class F2Only(PathOnly):
     "Table 4 'F2 only': $a = \\phi(F_2(x))$."
     path = 'f2'
 
-# %% ../nbs/03_layers.ipynb 61
+# %% ../nbs/03_layers.ipynb 59
 class GumbelGate(GateAblation):
     "Table 4 'Gumbel-Softmax gating': $\\alpha = \\sigma((\\ell + g_1 - g_0)/\\tau)$ sampled in training, then MID-L's top-k."
     def __init__(self, in_features:int, out_features:int, top_k=0.5,
@@ -307,7 +307,7 @@ class GumbelGate(GateAblation):
         m = topk_mask(alpha.detach(), self.k)
         return self._ste(alpha, m), m                             # alpha_hat = alpha ⊙ M
 
-# %% ../nbs/03_layers.ipynb 65
+# %% ../nbs/03_layers.ipynb 63
 LAYERS = dict(dense=Dense, midl=MIDBlock, concrete_dropout=ConcreteDropout, dyrelu=DyReLU, switch=SwitchFFN,
               loramoe=LoRAMoE, random_topk=RandomTopK, fixed_alpha=FixedAlpha, f1_only=F1Only, f2_only=F2Only,
               gumbel=GumbelGate)
@@ -334,7 +334,7 @@ def make_layer(name:str, in_features:int, out_features:int, **config):
     if bad: raise TypeError(f"layer kind {name!r} does not take {', '.join(map(repr, bad))}; it takes: {', '.join(opts)}")
     return cls(in_features, out_features, **config)
 
-# %% ../nbs/03_layers.ipynb 70
+# %% ../nbs/03_layers.ipynb 68
 def hidden_blocks(model:nn.Module):
     "All hidden blocks inside `model`, in module order."
     return [m for m in model.modules() if isinstance(m, HiddenBlock)]
@@ -347,9 +347,6 @@ def collect_aux_loss(model:nn.Module):
 @torch.no_grad()
 def model_anr(model:nn.Module, x=None):
     "ANR over the gating layers of `model` (1.0 without any): from their counters, or from an eval pass over `x`."
-    if not midl_layers(model): return 1.0
-    if x is None: return anr(model)
-    was = model.training; model.eval()
-    with tracking(model): model(x)
-    model.train(was)
+    if x is not None and midl_layers(model):
+        with evaluating(model), tracking(model): model(x)
     return anr(model)
