@@ -9,8 +9,8 @@ import pandas as pd
 import torch
 from torch import nn
 from torch.utils.data import DataLoader
-from .core import MIDLayer
-from .layers import hidden_blocks, PathOnly
+from .core import MIDLayer, evaluating
+from .layers import hidden_blocks
 from .metrics import sliced_mi, neuron_mi, collect_features, tsne
 
 # %% auto 0
@@ -19,7 +19,7 @@ __all__ = ['selected_activity', 'smi_summary', 'neuron_profile', 'plot_neuron_pr
 
 # %% ../nbs/09_analysis.ipynb 8
 def _mask(block, x):
-    if isinstance(block, MIDLayer) and not isinstance(block, PathOnly): return block.select(x)[1]
+    if isinstance(block, MIDLayer): return block.select(x)[1]     # one-path ablations: all ones
     return None                                                   # no gate: every neuron selected
 
 @torch.no_grad()
@@ -27,9 +27,8 @@ def selected_activity(model:nn.Module, data, device='cpu', max_samples:int=None,
     "Output `a` (N, d), selection mask `m` (N, d) and labels `y` of `model`'s first hidden block (or `block`) over `data`."
     block = block or hidden_blocks(model)[0]
     x, y = collect_features(model, block, DataLoader(data, batch_size=batch_size), device, max_samples, use_input=True)
-    was = block.training; block.eval()
-    x = x.to(device); a, m = block(x), _mask(block, x)         # the block's output and the mask of that same pass
-    block.train(was)
+    x = x.to(device)
+    with evaluating(block): a, m = block(x), _mask(block, x)  # the block's output and the mask of that same pass
     return a.cpu(), (torch.ones_like(a) if m is None else m.float()).cpu(), y
 
 # %% ../nbs/09_analysis.ipynb 11

@@ -9,7 +9,7 @@ import numpy as np
 import torch
 from torch import nn
 from torch.utils.flop_counter import FlopCounterMode
-from .core import midl_layers, tracking, anr
+from .core import midl_layers, tracking, evaluating, anr
 
 # %% auto 0
 __all__ = ['accuracy', 'f1_macro', 'activation_stats', 'rnn_flops', 'executed_flops', 'ideal_flops', 'time_forward',
@@ -37,11 +37,8 @@ def f1_macro(preds, targets, n_classes:int=None):
 @torch.no_grad()
 def activation_stats(model:nn.Module, loader, device='cpu'):
     "ANR (pooled and per MID-L layer) and per-neuron selection frequency of `model` over `loader`, in eval mode."
-    was = model.training; model.eval()
-    with tracking(model) as layers:
+    with evaluating(model), tracking(model) as layers:
         for xb, *_ in loader: model(xb.to(device))
-    model.train(was)
-    if not layers: return dict(anr=1.0, layers=[])
     return dict(anr=anr(model), layers=[l.stats() for l in layers])
 
 # %% ../nbs/05_metrics.ipynb 14
@@ -56,15 +53,13 @@ def rnn_flops(m:nn.Module, x):
 
 def executed_flops(model:nn.Module, *inputs, by_module=False):
     "FLOPs of one forward pass counted by `FlopCounterMode` (eval mode, no grad), plus recurrent layers (see above)."
-    was = model.training; model.eval()
     rnn = {}
     hooks = [m.register_forward_hook(lambda m, i, o, n=n: rnn.__setitem__(n, rnn.get(n, 0) + rnn_flops(m, i[0])))
              for n, m in model.named_modules() if type(m) in _GATES]
     try:
-        with torch.no_grad(), FlopCounterMode(display=False) as fc: model(*inputs)
+        with evaluating(model), torch.no_grad(), FlopCounterMode(display=False) as fc: model(*inputs)
     finally:
         for h in hooks: h.remove()
-        model.train(was)
     if not by_module: return fc.get_total_flops() + sum(rnn.values())
     per = {k: sum(v.values()) for k, v in fc.get_flop_counts().items()}
     root = type(model).__name__
@@ -111,10 +106,9 @@ def time_summary(ts):
 @torch.no_grad()
 def latency(model:nn.Module, x, warmup:int=10, repeats:int=50):
     "Forward-pass time of `model(x)` in ms: median, IQR, min, max over `repeats` synchronised calls."
-    was = model.training; model.eval()
-    for _ in range(warmup): model(x)
-    ts = [time_forward(model, x) for _ in range(repeats)]
-    model.train(was)
+    with evaluating(model):
+        for _ in range(warmup): model(x)
+        ts = [time_forward(model, x) for _ in range(repeats)]
     return time_summary(ts)
 
 # %% ../nbs/05_metrics.ipynb 21
@@ -123,11 +117,10 @@ def _bytes(t): return t.numel() * t.element_size()
 @torch.no_grad()
 def peak_memory_mb(model:nn.Module, x):
     "CUDA: max allocated bytes during a forward pass. CPU: params + buffers + all leaf-module outputs (see above). In MB."
-    was = model.training; model.eval()
     if x.device.type == 'cuda':
         torch.cuda.synchronize(x.device); torch.cuda.reset_peak_memory_stats(x.device)
-        model(x); torch.cuda.synchronize(x.device)
-        model.train(was)
+        with evaluating(model): model(x)
+        torch.cuda.synchronize(x.device)
         return torch.cuda.max_memory_allocated(x.device) / 2**20
     acts = []
     def hook(m, i, o):
@@ -135,10 +128,10 @@ def peak_memory_mb(model:nn.Module, x):
             if isinstance(t, torch.Tensor): acts.append(_bytes(t))
     leaves = [m for m in model.modules() if not list(m.children())]
     hs = [m.register_forward_hook(hook) for m in leaves]
-    try: model(x)
+    try:
+        with evaluating(model): model(x)
     finally:
         for h in hs: h.remove()
-    model.train(was)
     static = sum(_bytes(p) for p in model.parameters()) + sum(_bytes(b) for b in model.buffers())
     return (static + sum(acts)) / 2**20
 
@@ -200,12 +193,12 @@ def collect_features(model:nn.Module, module:nn.Module, loader, device='cpu', ma
     "Outputs (or inputs) of `module` inside `model` over `loader`, flattened per sample, with the labels: `(X, y)`."
     feats, labels, n = [], [], 0
     h = module.register_forward_hook(lambda m, i, o: feats.append((i[0] if use_input else o).detach().flatten(1).cpu()))
-    was = model.training; model.eval()
     try:
-        for xb, yb, *_ in loader:
-            model(xb.to(device)); labels.append(torch.as_tensor(yb).cpu()); n += len(yb)
-            if max_samples and n >= max_samples: break
-    finally: h.remove(); model.train(was)
+        with evaluating(model):
+            for xb, yb, *_ in loader:
+                model(xb.to(device)); labels.append(torch.as_tensor(yb).cpu()); n += len(yb)
+                if max_samples and n >= max_samples: break
+    finally: h.remove()
     X, y = torch.cat(feats), torch.cat(labels)
     return (X[:max_samples], y[:max_samples]) if max_samples else (X, y)
 

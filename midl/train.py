@@ -12,7 +12,7 @@ from torch import nn
 import torch.nn.functional as F
 from torch.utils.data import DataLoader
 from tqdm import tqdm
-from .core import TopKSchedule, midl_layers, tracking, anr
+from .core import TopKSchedule, midl_layers, tracking, evaluating, anr
 from .layers import collect_aux_loss
 from .metrics import accuracy, f1_macro, ece, brier_score, reliability
 
@@ -70,22 +70,21 @@ def _loader(data, batch_size, shuffle=False, seed=0):
 @torch.no_grad()
 def predict(model:nn.Module, data, batch_size:int=512, device='cpu'):
     "Class probabilities and targets of `model` over `data` (a Dataset or DataLoader), in eval mode."
-    was = model.training; model.eval()
     probs, ys = [], []
-    for xb, yb, *_ in _loader(data, batch_size):
-        probs.append(F.softmax(model(xb.to(device)).float(), -1).cpu()); ys.append(torch.as_tensor(yb))
-    model.train(was)
+    with evaluating(model):
+        for xb, yb, *_ in _loader(data, batch_size):
+            probs.append(F.softmax(model(xb.to(device)).float(), -1).cpu()); ys.append(torch.as_tensor(yb))
     return torch.cat(probs), torch.cat(ys)
 
 def evaluate(model:nn.Module, data, batch_size:int=512, device='cpu', n_classes:int=None):
     "Loss, accuracy, macro F1, ECE (with its reliability bins), Brier (summed and class-averaged) and ANR of `model` on `data`."
-    with tracking(model) as layers:
+    with tracking(model):
         probs, y = predict(model, data, batch_size, device)
     preds = probs.argmax(1)
     return dict(loss=float(F.nll_loss(probs.clamp_min(1e-12).log(), y)), accuracy=accuracy(preds, y),
                 f1_macro=f1_macro(preds, y, n_classes or probs.shape[1]), ece=ece(probs, y),
                 brier=brier_score(probs, y), brier_mean=brier_score(probs, y, 'mean'),
-                reliability=reliability(probs, y), anr=anr(model) if layers else 1.0,   # no gating layer: every neuron active
+                reliability=reliability(probs, y), anr=anr(model),
                 n=len(y))
 
 # %% ../nbs/06_train.ipynb 16

@@ -86,3 +86,10 @@ def test_summed_brier_is_at_least_half_the_error_rate():
         err = float((p.argmax(1) != y).mean())
         assert brier_score(p, y) >= 0.5 * err
     p = np.array([[0.5 - 1e-9, 0.5 + 1e-9]]); assert abs(brier_score(p, np.array([0])) - 0.5) < 1e-8   # the bound is tight
+
+def test_selected_activity_restores_the_block_mode_and_one_path_mask():
+    ds = _data()
+    torch.manual_seed(0); m = build_model(input_shape=(20,), n_classes=3, hidden=(16,), layer='f2_only')
+    m.train(); a, mask, _ = selected_activity(m, ds, batch_size=60)
+    assert m.training and m.hidden[0].training
+    assert torch.equal(mask, torch.ones(120, 16))                        # one path: every neuron selected

@@ -2,6 +2,7 @@
 import pytest, torch
 from torch import nn
 import midl
+import midl.core
 from midl.core import MIDLayer, MIDChannels, TopKSchedule, resolve_top_k, tracking, anr, midl_layers, make_paths
 from midl.math import midl_grads, topk_mask, MIDL_PARAM_NAMES
 
@@ -205,3 +206,40 @@ def test_onnx_export_matches_onnxruntime(variant, tmp_path):
         x = torch.randn(n, 16)
         y = sess.run(None, {sess.get_inputs()[0].name: x.numpy()})[0]
         torch.testing.assert_close(torch.from_numpy(y), m(x), atol=1e-5, rtol=1e-5)
+
+def test_gate_is_a_part_kept_as_alpha_proj():
+    torch.manual_seed(0)
+    g = nn.Linear(8, 6, bias=False)
+    l = MIDLayer(8, 2, out_dim=6, gate=g, alpha_dropout=0.)
+    assert l.alpha_proj is g and 'alpha_proj.weight' in l.state_dict() and 'alpha_proj.bias' not in l.state_dict()
+    x = torch.randn(5, 8); alpha = torch.sigmoid(g(x))
+    torch.testing.assert_close(l.gate(x), alpha * topk_mask(alpha, 2))
+    assert list(MIDLayer(8, 2).state_dict()) == ['step', 'f1.weight', 'f1.bias', 'f2.weight', 'f2.bias',
+                                                 'alpha_proj.weight', 'alpha_proj.bias']   # saved models still load
+
+def test_methods_live_in_the_class_body():
+    for name in ('forward', 'gate', 'select', 'mix', 'stats', 'reset_stats', 'set_step', '_record', '_check_input'):
+        assert getattr(MIDLayer, name).__qualname__ == f'MIDLayer.{name}', name
+    assert 'patch' not in vars(midl.core)
+
+def test_anr_without_gating_layers_is_one():
+    assert anr(nn.Sequential(nn.Linear(4, 4), nn.ReLU())) == 1.0        # no gate: every neuron active (was nan)
+    assert anr(MIDLayer(4, 2)) != anr(MIDLayer(4, 2))                   # gating layers, nothing counted yet: nan
+
+def _frozen_bn_net():
+    net = nn.Sequential(nn.Linear(4, 4), nn.BatchNorm1d(4), MIDLayer(4, 2)).train()
+    net[1].eval()                                                        # a frozen part of a training model
+    return net, [m.training for m in net.modules()]
+
+def test_evaluating_restores_every_submodule():
+    from midl.core import evaluating
+    net, before = _frozen_bn_net()
+    with evaluating(net) as m:
+        assert m is net and not any(c.training for c in net.modules())
+    assert [c.training for c in net.modules()] == before               # the BatchNorm stays in eval mode
+    with pytest.raises(KeyError):
+        with evaluating(net): raise KeyError('boom')
+    assert [c.training for c in net.modules()] == before               # also after an exception
+    net.eval()
+    with evaluating(net): pass
+    assert not any(c.training for c in net.modules())

@@ -240,3 +240,38 @@ def test_f2_hidden_sets_f2_width(name):
 def test_zero_width_fails_at_construction(name):
     with pytest.raises(ValueError, match='>= 1'): make_layer(name, 8, 0)
     with pytest.raises(ValueError, match='>= 1'): make_layer(name, 0, 8)
+
+@pytest.mark.parametrize('cls,path,other', [(F1Only, 'f1', 'f2'), (F2Only, 'f2', 'f1')])
+def test_one_path_ablations_are_midl_with_parts_passed_in(cls, path, other):
+    from midl.layers import ConstantGate, ZeroPath
+    torch.manual_seed(0); b = cls(8, 6, variant='section_4_4')
+    torch.manual_seed(0); mid = MIDBlock(8, 6, variant='section_4_4')
+    assert isinstance(b.alpha_proj, ConstantGate) and isinstance(getattr(b, other), ZeroPath)
+    x = torch.randn(5, 8)
+    assert torch.equal(getattr(b, other)(x), torch.zeros(5, 6))         # the missing path is zero, not an error
+    assert torch.equal(b.gate(x), torch.full((5, 6), 1. if path == 'f1' else 0.))   # alpha_hat = 1 or 0
+    sd = mid.state_dict()                                                # same seed: the same path as MID-L's
+    assert all(torch.equal(v, sd[k]) for k, v in b.state_dict().items())
+
+@pytest.mark.parametrize('name,keys', [
+    ('midl', ['step', 'f1.weight', 'f1.bias', 'f2.weight', 'f2.bias', 'alpha_proj.weight', 'alpha_proj.bias']),
+    ('fixed_alpha', ['step', 'f1.weight', 'f1.bias', 'f2.weight', 'f2.bias', 'alpha_proj.weight', 'alpha_proj.bias']),
+    ('random_topk', ['step', 'f1.weight', 'f1.bias', 'f2.weight', 'f2.bias']),
+    ('f1_only', ['step', 'f1.weight', 'f1.bias']), ('f2_only', ['step', 'f2.weight', 'f2.bias']),
+    ('concrete_dropout', ['p_logit', 'linear.weight', 'linear.bias'])])
+def test_state_dict_keys_unchanged(name, keys):
+    assert list(make_layer(name, 4, 3).state_dict()) == keys             # models saved before still load
+
+def test_methods_in_class_bodies_and_no_leaked_names():
+    import midl.layers
+    for cls, names in ((ConcreteDropout, ('forward', 'concrete_drop', 'regulariser', 'aux_loss')),
+                       (SwitchFFN, ('forward', 'route', 'capacity', 'aux_loss'))):
+        for n in names: assert getattr(cls, n).__qualname__ == f'{cls.__name__}.{n}', n
+    assert not {'route', 'concrete_drop', 'regulariser'} & set(midl.layers.__all__)
+    assert all(not n.startswith('_') for n in midl.layers.__all__)
+
+def test_model_anr_restores_each_submodule_mode():
+    net = nn.Sequential(make_layer('midl', 6, 6, top_k=3), nn.BatchNorm1d(6)).train()
+    net[1].eval()
+    assert model_anr(net, torch.randn(8, 6)) == 0.5
+    assert net.training and net[0].training and not net[1].training   # the frozen BatchNorm stays frozen

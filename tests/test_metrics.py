@@ -4,7 +4,7 @@ from torch import nn
 from sklearn.metrics import f1_score
 from midl.core import MIDLayer
 from midl.metrics import (accuracy, f1_macro, activation_stats, executed_flops, ideal_flops, latency, peak_memory_mb,
-                          ece, brier_score, sliced_mi, neuron_mi, collect_features, random_directions)
+                          ece, brier_score, sliced_mi, neuron_mi, collect_features, random_directions, time_summary)
 
 def test_accuracy_and_macro_f1_match_sklearn():
     rng = np.random.default_rng(1)
@@ -53,7 +53,8 @@ def test_sliced_mi_synthetic_dependence():
 
 def test_latency_and_memory_report_sane_values():
     r = latency(nn.Linear(32, 32), torch.randn(64, 32), warmup=1, repeats=5)
-    assert r['min_ms'] <= r['median_ms'] <= r['max_ms']
+    assert r['repeats'] == 5 and r['min_ms'] > 0
+    assert time_summary([4., 1., 3., 2., 5.]) == dict(median_ms=3., iqr_ms=2., min_ms=1., max_ms=5., repeats=5)
     assert peak_memory_mb(nn.Linear(100, 50), torch.randn(8, 100)) == pytest.approx((100 * 50 + 50 + 8 * 50) * 4 / 2**20)
 
 def test_collect_features_hook():
@@ -68,3 +69,13 @@ def test_recurrent_flops_are_counted():
     T, B = 5, 3
     want = 2 * (2 * T * B * 4 * 16 * (8 + 16)) + 2 * (2 * T * B * 4 * 16 * (32 + 16))   # 2 layers x 2 directions
     assert executed_flops(Seq(), torch.randn(T, B, 8)) == want
+
+def test_metrics_restore_each_submodule_mode():
+    net = nn.Sequential(nn.Linear(8, 8), nn.BatchNorm1d(8), MIDLayer(8, 2)).train()
+    net[1].eval()                                                        # a frozen part of a training model
+    before, x = [m.training for m in net.modules()], torch.randn(6, 8)
+    for run in (lambda: activation_stats(net, [(x, torch.zeros(6))]), lambda: executed_flops(net, x),
+                lambda: latency(net, x, warmup=1, repeats=2), lambda: peak_memory_mb(net, x),
+                lambda: collect_features(net, net[0], [(x, torch.zeros(6))])):
+        run()
+        assert [m.training for m in net.modules()] == before             # `model.train(was)` would unfreeze the BatchNorm

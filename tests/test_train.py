@@ -57,3 +57,15 @@ def test_non_finite_loss_stops_the_run():
     with pytest.raises(FloatingPointError, match=r'toy set'): fit(net(), ds, config=CFG)
     with pytest.raises(NonFiniteLossError, match=r'lr=1e\+30'):  # a learning rate that blows the weights up
         fit(net(), toy(), config=CFG, lr=1e30, optimizer='sgd')
+
+def test_evaluate_exact_metrics_and_restores_modes():
+    from midl.train import predict
+    X = torch.tensor([[3., 0, 0], [0, 3., 0], [0, 0, 3.], [3., 0, 0]]); y = torch.tensor([0, 1, 2, 1])
+    m = nn.Sequential(nn.Linear(3, 3), nn.BatchNorm1d(3)).train()
+    with torch.no_grad(): m[0].weight.copy_(torch.eye(3)); m[0].bias.zero_()
+    m[1].eval()                                                          # frozen: the identity at its initial statistics
+    r = evaluate(m, TensorDataset(X, y))
+    assert r['accuracy'] == 0.75 and r['n'] == 4 and r['anr'] == 1.0    # the last row is wrong; no gate: ANR 1
+    assert r['loss'] == pytest.approx(nn.functional.cross_entropy(m(X), y).item(), rel=1e-6)
+    assert m[0].training and not m[1].training                           # each submodule's own mode is back
+    predict(m, TensorDataset(X, y)); assert m[0].training and not m[1].training
