@@ -90,6 +90,7 @@ def test_summed_brier_is_at_least_half_the_error_rate():
 def test_selected_activity_restores_the_block_mode_and_one_path_mask():
     ds = _data()
     torch.manual_seed(0); m = build_model(input_shape=(20,), n_classes=3, hidden=(16,), layer='f2_only')
-    m.train(); a, mask, _ = selected_activity(m, ds, batch_size=60)
-    assert m.training and m.hidden[0].training
+    m.train(); m.hidden[0].alpha_drop.eval()                              # a frozen part inside the block
+    a, mask, _ = selected_activity(m, ds, batch_size=60)
+    assert m.training and m.hidden[0].training and not m.hidden[0].alpha_drop.training
     assert torch.equal(mask, torch.ones(120, 16))                        # one path: every neuron selected
