@@ -1,5 +1,5 @@
-"Data layer: real file formats written here and read back, errors, label noise, subsets, corruptions, the cache command."
-import gzip, json, os, pickle, re, struct, tarfile
+"Data layer: real file formats written here and read back, errors, the registry, label noise, subsets (corruptions: test_corruptions.py, midl_data: test_cache.py)."
+import gzip, os, pickle, re, struct, subprocess, sys
 from pathlib import Path
 import numpy as np, pytest, torch
 from scipy.io import savemat
@@ -80,14 +80,6 @@ def write_imdb(root):
     for (split, lab, i, r), text in REVIEWS.items():
         d = Path(root)/'aclImdb'/split/lab; d.mkdir(parents=True, exist_ok=True)
         (d/f'{i}_{r}.txt').write_text(text)
-
-def smooth_images(n=3, c=3, size=32, seed=0):
-    from scipy import ndimage
-    r = np.random.default_rng(seed)
-    a = ndimage.gaussian_filter(r.random((n, c, size, size)), (0, 0, 3, 3))
-    a = 0.8 * (a - a.min()) / (a.max() - a.min()) + 0.2 * r.random((n, c, size, size))
-    a[:, :, size // 4: size // 2, size // 4: 3 * size // 4] = 0.9
-    return torch.from_numpy(a.astype(np.float32))
 
 # ---------------------------------------------------------------- readers on small files in the real formats
 @pytest.mark.parametrize('name,folder', [('mnist', 'MNIST'), ('fashion_mnist', 'FashionMNIST'), ('kmnist', 'KMNIST')])
@@ -354,167 +346,32 @@ def test_subset_then_noise_and_noise_then_subset_keep_clean_labels_aligned():
     b = D.stratified_subset(D.symmetric_label_noise(ds, 0.5, seed=1), per_class=10)
     for x in (a, b): assert torch.equal(x.clean_targets, ds.targets[torch.from_numpy(x.subset_indices)])
 
-# ---------------------------------------------------------------- corruptions
-@pytest.mark.parametrize('name', D.CORRUPTIONS)
-def test_corruption_shape_dtype_range_seed_and_severity(name):
-    imgs = smooth_images()
-    out = {s: D.corrupt_images(imgs, name, s, seed=0) for s in (1, 5)}
-    for o in out.values(): assert o.shape == imgs.shape and o.dtype == torch.uint8
-    assert torch.equal(D.corrupt_images(imgs, name, 5, seed=0), out[5])
-    assert torch.equal(D.corrupt_images(imgs[0], name, 5, seed=0), D.corrupt_images(imgs[:1], name, 5, seed=0)[0])
-    l1 = {s: float((o.float() / 255 - imgs).abs().mean()) for s, o in out.items()}
-    assert l1[5] > 0.005
-    if name == 'frost':                    # published weights: the image fades, the frost layer grows
-        corr = {s: np.corrcoef(imgs.numpy().ravel(), o.numpy().ravel())[0, 1] for s, o in out.items()}
-        assert corr[5] < corr[1]
-    elif name != 'elastic_transform':      # its affine jitter shrinks with severity (see the notebook)
-        assert l1[1] < l1[5], l1
-    gray = D.corrupt_images(smooth_images(2, c=1, size=28), name, 3)
-    assert gray.shape == (2, 1, 28, 28)
+# ---------------------------------------------------------------- the registry and the split into modules
+def test_registry_drives_loaders_and_availability(tmp_path):
+    assert D.DATASETS == tuple(D.REGISTRY) and all(i.loader is not None for i in D.REGISTRY.values())
+    writers = dict(mnist=lambda r: write_idx_set(r, 'MNIST'), fashion_mnist=lambda r: write_idx_set(r, 'FashionMNIST', gz=True),
+                   kmnist=lambda r: write_idx_set(r, 'KMNIST'), cifar10=write_cifar10, cifar100=write_cifar100, svhn=write_svhn,
+                   adult=write_adult, imdb=write_imdb)
+    for name, write in writers.items():
+        root = tmp_path/name; write(root)
+        info = D.REGISTRY[name]
+        assert info.path(root).is_dir() and D.data_available(name, root) and info.available(root)
+        assert [p.name for p in root.iterdir()] == [info.folder.split('/')[0]]          # the record names the folder written
+        assert len(D.get_dataset(name, root=root, **(dict(vocab_size=8) if name == 'imdb' else {}))) > 0
 
-def test_corruption_uint8_input_and_errors():
-    u = (smooth_images() * 255).to(torch.uint8)
-    assert D.corrupt_images(u, 'contrast', 5).float().std() < u.float().std()
-    with pytest.raises(ValueError, match='unknown corruption'): D.corrupt_images(u, 'rain')
-    with pytest.raises(ValueError, match='severity'): D.corrupt_images(u, 'fog', 0)
+def test_moved_names_stay_importable_from_midl_data():
+    from midl import cache, corruptions, formats
+    for mod in (formats, corruptions, cache):
+        for n in mod.__all__: assert getattr(D, n) is getattr(mod, n), n
+    with pytest.raises(AttributeError, match="has no attribute 'nope'"): D.nope
+    ns = {}; exec('from midl.data import *', ns)
+    assert {'get_dataset', 'read_idx', 'CorruptDataError', 'corrupt_images', 'CORRUPTIONS', 'midl_data', 'import_folder'} <= set(ns)
 
-def test_corrupt_dataset_generated():
-    te = D.get_dataset('digits', train=False)
-    c = D.corrupt_dataset(te, 'impulse_noise', 5, seed=1)
-    assert c.corruption_source == 'generated' and len(c) == len(te) and torch.equal(c.targets, te.targets)
-    assert c[0][0].shape == te[0][0].shape and c[0][0].max() <= 1
-    with pytest.raises(ValueError, match='images'):
-        D.corrupt_dataset(D.ArrayDataset(torch.zeros(2, 3), [0, 1], ['a', 'b'], modality='tabular'), 'fog')
+@pytest.mark.parametrize('first', ['midl.corruptions', 'midl.cache', 'midl.formats', 'midl.data'])
+def test_no_circular_import_whichever_module_comes_first(first):
+    code = f'import {first}; from midl.data import corrupt_images, midl_data, get_dataset; from midl.cache import midl_data as m; assert m is midl_data'
+    subprocess.run([sys.executable, '-c', code], check=True)
 
-def write_cifar10c(root, n=10, corruptions=('fog',)):
-    d = Path(root)/'CIFAR-10-C'; d.mkdir(parents=True, exist_ok=True)
-    for c in corruptions:
-        np.save(d/f'{c}.npy', (np.repeat(np.arange(1, 6), n)[:, None, None, None] * np.ones((1, 32, 32, 3))).astype(np.uint8))
-    np.save(d/'labels.npy', np.tile(np.arange(n) % 10, 5).astype(np.uint8))
-    return d
-
-def test_cifar10c_released_files(tmp_path):
-    d = write_cifar10c(tmp_path)
-    for s in range(1, 6):
-        ds = D.load_cifar10c('fog', s, root=tmp_path)
-        assert len(ds) == 10 and int(ds.x.max()) == s and ds.x.shape == (10, 3, 32, 32) and ds.corruption_source == 'released'
-    np.save(d/'snow.npy', np.zeros((50, 32, 32), np.uint8))
-    with pytest.raises(D.CorruptDataError, match='expected'): D.load_cifar10c('snow', 1, root=tmp_path)
-    (d/'frost.npy').write_bytes((d/'fog.npy').read_bytes()[:5000])
-    with pytest.raises(D.CorruptDataError, match='truncated'): D.load_cifar10c('frost', 1, root=tmp_path)
-    with pytest.raises(D.DataNotFoundError, match='midl_data import'): D.load_cifar10c('glass_blur', 1, root=tmp_path)
-
-def test_corrupt_dataset_prefers_released_for_full_cifar10_test(tmp_path):
-    write_cifar10c(tmp_path, n=10000)
-    test = D.ArrayDataset(torch.zeros(10000, 3, 32, 32, dtype=torch.uint8), np.arange(10000) % 10, D.CIFAR10_CLASSES,
-                          name='cifar10', train=False)
-    assert D.corrupt_dataset(test, 'fog', 2, root=tmp_path).corruption_source == 'released'
-    assert D.corrupt_dataset(test.subset(np.arange(5), subset_indices=np.arange(5)), 'fog', 2, root=tmp_path).corruption_source == 'generated'
-
-# ---------------------------------------------------------------- midl_data import / list
-def fake_shared(root):
-    src = Path(root)/'shared'
-    for name in ('MNIST', 'FashionMNIST'): write_idx_set(src, name, gz=True)
-    write_adult(src)
-    write_imdb(src/'imdb_src')
-    with tarfile.open(src/'aclImdb.tar.gz', 'w:gz') as tf: tf.add(src/'imdb_src'/'aclImdb', arcname='aclImdb')
-    c = src/'c10'; write_cifar10(c)
-    with tarfile.open(src/'cifar-10-batches-py.subset.tar.xz', 'w:xz') as tf: tf.add(c/'cifar-10-batches-py', arcname='cifar-10-batches-py')
-    return src
-
-def test_midl_data_import_reports_md5_mismatch_and_is_atomic(tmp_path, capsys):
-    src, cache = fake_shared(tmp_path), tmp_path/'cache'
-    rc = D.midl_data(['--root', str(cache), 'import', str(src)])
-    out = capsys.readouterr().out
-    assert rc == 1 and 'MISMATCH' in out and 'MNIST/raw/train-images-idx3-ubyte' in out and 'NOT installed' in out
-    assert 'aclImdb: installed' in out                                  # no known md5s: copied
-    assert sorted(p.name for p in cache.iterdir()) == ['aclImdb']       # nothing half-done, no staging folders
-    assert len(D.get_dataset('imdb', root=cache, vocab_size=8)) == 4
-
-def test_midl_data_import_allow_mismatch_then_idempotent(tmp_path, capsys):
-    src, cache = fake_shared(tmp_path), tmp_path/'cache'
-    assert D.midl_data(['--root', str(cache), 'import', str(src), '--allow-mismatch']) == 0
-    assert (cache/'MNIST'/'raw'/'train-images-idx3-ubyte').exists()            # gunzipped where torchvision expects it
-    assert len(D.get_dataset('fashion_mnist', root=cache)) == 12 and len(D.get_dataset('cifar10', root=cache)) == 20
-    assert D.get_dataset('adult', root=cache).integrity == 'approximate'
-    capsys.readouterr()
-    assert D.midl_data(['--root', str(cache), 'import', str(src)]) == 0
-    out = capsys.readouterr().out
-    assert out.count('; skipped') == 5 and 'installed' not in out.split('done in')[0]
-    (cache/'adult'/'adult.data').write_text('changed')                  # a damaged cache item is re-imported
-    res = D.import_folder(src, cache, allow_mismatch=True, log=lambda s: None)
-    assert res['adult'] == 'installed' and res['MNIST/raw'] == 'skipped'
-    assert D.midl_data(['--root', str(cache), 'list']) == 0
-    listing = capsys.readouterr().out
-    assert 'mnist' in listing and 'md5 mismatch' in listing
-
-def cut_in_half(p):
-    b = p.read_bytes(); p.write_bytes(b[:len(b) // 2])
-
-def test_midl_data_import_truncated_archives(tmp_path, capsys):
-    src, cache = fake_shared(tmp_path), tmp_path/'cache'
-    bad = {'MNIST/raw': src/'MNIST'/'raw'/'train-images-idx3-ubyte.gz', 'aclImdb': src/'aclImdb.tar.gz',
-           'cifar-10-batches-py': src/'cifar-10-batches-py.subset.tar.xz'}
-    for p in bad.values(): cut_in_half(p)
-    rc = D.midl_data(['--root', str(cache), 'import', str(src), '--allow-mismatch'])
-    out = capsys.readouterr()
-    assert rc == 1 and 'Traceback' not in out.out + out.err
-    for rel, p in bad.items():
-        line, = [l for l in out.out.splitlines() if l.startswith(f'{rel}: FAILED')]
-        assert f'{p} is truncated or damaged' in line and 'CorruptDataError' in line
-    assert out.out.rstrip().splitlines()[-1] == 'FAILED: MNIST/raw, aclImdb, cifar-10-batches-py'
-    assert sorted(p.name for p in cache.iterdir()) == ['FashionMNIST', 'adult']                    # the others went in
-    assert len(D.get_dataset('fashion_mnist', root=cache)) == 12 and len(D.get_dataset('adult', root=cache)) == 5
-
-def test_midl_data_reimport_repairs_damaged_cache(tmp_path):
-    src, cache = fake_shared(tmp_path), tmp_path/'cache'
-    assert set(D.import_folder(src, cache, allow_mismatch=True, log=lambda s: None).values()) == {'installed'}
-    assert len(D.get_dataset('imdb', root=cache, vocab_size=8)) == 4            # the loader's own cache (.midl/) is no damage
-    log = []
-    assert set(D.import_folder(src, cache, log=log.append).values()) == {'skipped'}
-    for p in ('neg/0_1.txt', 'pos/3_10.txt'): (cache/'aclImdb'/'train'/p).unlink()          # 2 reviews deleted
-    assert len(D.get_dataset('imdb', root=cache, vocab_size=8)) == 2                   # what a silently short cache gives
-    f = cache/'adult'/'adult.test'; f.write_text(f.read_text().replace('Holand', 'Poland'))   # same size, other md5
-    (cache/'cifar-10-batches-py'/'extra_batch').write_bytes(b'x')
-    m = cache/'MNIST'/'raw'/'.midl-import.json'
-    rec = json.loads(m.read_text()); del rec['manifest']; m.write_text(json.dumps(rec))       # an older record
-    log = []
-    res = D.import_folder(src, cache, allow_mismatch=True, log=log.append)
-    assert res == {'MNIST/raw': 'installed', 'FashionMNIST/raw': 'skipped', 'adult': 'installed', 'aclImdb': 'installed',
-                   'cifar-10-batches-py': 'installed'}
-    text = '\n'.join(log)
-    assert 'aclImdb: cache differs from its import manifest (2 files missing, e.g. train/' in text and '); re-importing' in text
-    assert 'adult: cache differs from its import manifest (1 file changed, e.g. adult.test); re-importing' in text
-    assert 'cifar-10-batches-py: cache differs from its import manifest (1 file extra, e.g. extra_batch)' in text
-    assert 'MNIST/raw: cache has an import record without a manifest' in text
-    assert len(D.get_dataset('imdb', root=cache, vocab_size=8)) == 4 and not (cache/'cifar-10-batches-py'/'extra_batch').exists()
-    assert 'Holand' in f.read_text()
-    assert set(D.import_folder(src, cache, log=lambda s: None).values()) == {'skipped'}
-
-def test_midl_data_removes_leftover_staging_folders(tmp_path):
-    src, cache = fake_shared(tmp_path), tmp_path/'cache'
-    left = [cache/'.aclImdb.import-k1ll3d', cache/'MNIST'/'.raw.import-abc123']
-    for p in left: p.mkdir(parents=True); (p/'half.txt').write_text('half an item')
-    log = []
-    D.import_folder(src, cache, allow_mismatch=True, log=log.append)
-    assert not any(p.exists() for p in left)
-    for p in left: assert any(str(p) in l and 'interrupted import' in l for l in log)
-    assert list(cache.rglob('.*.import-*')) == []
-
-def test_midl_data_known_good_md5(tmp_path):
-    src, cache = tmp_path/'src', tmp_path/'cache'
-    (src/'adult').mkdir(parents=True)
-    real = Path('/work/shared/data/adult')
-    if not real.exists(): pytest.skip('no real Adult files to check a known-good md5 with')
-    for f in ('adult.data', 'adult.test'): (src/'adult'/f).write_bytes((real/f).read_bytes())
-    assert D.import_folder(src, cache, log=lambda s: None) == {'adult': 'installed'}
-    assert D.get_dataset('adult', root=cache).integrity == 'verified'
-
-def test_midl_data_bad_folder(tmp_path, capsys):
-    assert D.midl_data(['--root', str(tmp_path), 'import', str(tmp_path/'none')]) == 2
-    (tmp_path/'empty').mkdir()
-    assert D.midl_data(['--root', str(tmp_path/'c'), 'import', str(tmp_path/'empty')]) == 1
-    with pytest.raises(SystemExit): D.midl_data(['frobnicate'])
 
 # ---------------------------------------------------------------- the real data, when the cache holds it
 REAL = D.data_root()
