@@ -346,17 +346,21 @@ def writable_dir(path, what:str='--out') -> Path:
 # %% ../nbs/08_reproduce.ipynb 52
 def run_notebook(src:Path, dst:Path, params:dict, cwd:Path):
     "Execute `src` with papermill and those of `params` its parameters cell declares, into `dst` (kernel python3)."
-    import papermill as pm
-    from traitlets.config import Config
+    try:
+        import papermill as pm
+        from traitlets.config import Config
+    except ImportError as e: raise UsageError(f'{e}: running the notebooks needs the repro extra: pip install "midl[repro]"') from None
     dst.parent.mkdir(parents=True, exist_ok=True)
     declared = pm.inspect_notebook(str(src))
     params = {k: v for k, v in params.items() if k in declared}                  # only those it declares
-    cfg = Config(); cfg.KernelManager.transport = 'ipc' if os.name == 'posix' else 'tcp'
-    try: pm.execute_notebook(str(src), str(dst), parameters=params, kernel_name='python3', cwd=str(cwd),
-                             progress_bar=False, config=cfg)
-    except pm.PapermillExecutionError as e:
-        raise NotebookFailed(f"{Path(src).name} failed: {e.ename}: {e.evalue}\n"
-                             f"  the executed notebook, with the full traceback: {dst}") from None
+    cfg = Config()
+    with tempfile.TemporaryDirectory(prefix='midl-kernel-') as sockets:
+        if os.name == 'posix': cfg.KernelManager.transport, cfg.KernelManager.ip = 'ipc', f'{sockets}/ipc'   # not in cwd
+        try: pm.execute_notebook(str(src), str(dst), parameters=params, kernel_name='python3', cwd=str(cwd),
+                                 progress_bar=False, config=cfg)
+        except pm.PapermillExecutionError as e:
+            raise NotebookFailed(f"{Path(src).name} failed: {e.ename}: {e.evalue}\n"
+                                 f"  the executed notebook, with the full traceback: {dst}") from None
 
 def missing_data(names=REPRO_DATASETS, root=None) -> list:
     "One line per dataset of `names` that the data cache lacks, with the command that gets it."

@@ -72,4 +72,5 @@ def test_kernels_start_without_transport_warnings(tmp_path, capfd):
     R.run_notebook(tmp_path/'t.ipynb', tmp_path/'o.ipynb', {}, tmp_path)
     out = capfd.readouterr()
     assert 'without encryption' not in out.err + out.out
+    assert not list(tmp_path.glob('kernel-ipc*'))             # the kernel's sockets live in a temporary folder
     assert json.loads((tmp_path/'o.ipynb').read_text())['cells'][0]['outputs'][0]['text'] in ('2\n', ['2\n'])
