@@ -28,7 +28,7 @@ SCALES = dict(
     full=dict(seeds=(0, 1, 2, 3, 4), n_train=None, n_test=None, epochs=None, analysis_samples=2000),
 )
 EPOCHS = dict(full=dict(digits=40, mnist=10, fashion_mnist=10, kmnist=10, adult=10, imdb=3, cifar10=10, cifar100=10, svhn=10),
-              default=dict(digits=30, mnist=4, fashion_mnist=4, kmnist=4, adult=4, imdb=2, cifar10=4, cifar100=4, svhn=4))
+              default=dict(digits=30, mnist=4, fashion_mnist=4, kmnist=4, adult=4, imdb=1, cifar10=3, cifar100=3, svhn=3))
 SIZES = dict(digits=dict(n_train=None, n_test=None))   # smaller than the scales' subsets: always the whole set
 
 def scale_settings(scale:str, dataset:str):
