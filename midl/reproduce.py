@@ -364,9 +364,8 @@ def run_notebook(src:Path, dst:Path, params:dict, cwd:Path):
 
 def missing_data(names=REPRO_DATASETS, root=None) -> list:
     "One line per dataset of `names` that the data cache lacks, with the command that gets it."
-    from midl.data import data_available
-    return [f'{n}: midl_data download {n}   (or: midl_data import FOLDER, from a local copy)'
-            for n in names if not data_available(n, root)]
+    here = available_datasets(names, root)
+    return [f'{n}: midl_data download {n}   (or: midl_data import FOLDER, from a local copy)' for n in names if n not in here]
 
 def reproduce(scale='default', out='_out/reproduce', only=None, device='cpu', nbs=None, workers=1, notebooks=None):
     "Run the experiment notebooks at `scale` into `out`; returns the summary text. Stops at the first failing notebook."
