@@ -12,10 +12,13 @@ from torch.utils.data import DataLoader
 from .core import MIDLayer, evaluating
 from .layers import hidden_blocks
 from .metrics import sliced_mi, neuron_mi, collect_features, tsne
+from .experiment import load_model
+from .paper import DISPLAY, TABLE6_ROWS, model_name
 
 # %% auto 0
 __all__ = ['selected_activity', 'smi_summary', 'neuron_profile', 'plot_neuron_profile', 'pool_reliability', 'plot_reliability',
-           'classifier_layer', 'embeddings', 'embedding_summary', 'plot_embedding']
+           'classifier_layer', 'embeddings', 'embedding_summary', 'plot_embedding', 'analysed_models', 'smi_values',
+           'embedding_maps', 'plot_figure3', 'plot_figure4', 'plot_model_reliability']
 
 # %% ../nbs/09_analysis.ipynb 8
 def _mask(block, x):
@@ -93,3 +96,69 @@ def plot_embedding(ax, summary:dict, title:str=''):
     e, y = summary['tsne'], summary['labels']
     ax.scatter(e[:, 0], e[:, 1], c=y, cmap='tab10', s=4, alpha=0.7)
     ax.set_xticks([]); ax.set_yticks([]); ax.set_title(f"{title}\nsilhouette {summary['silhouette']:.2f}", fontsize=9)
+
+# %% ../nbs/09_analysis.ipynb 23
+def analysed_models(specs, records, models_dir, root=None):
+    "`(spec, record, model, test set)` for each spec with a record; missing weights are retrained (`load_model`)."
+    by_key = {r['key']: r for r in records}
+    for s in specs:
+        if s.key not in by_key: print(f'{s.key}: no result record, not analysed'); continue
+        model, test = load_model(s, models_dir, root, record=by_key[s.key])
+        yield s, by_key[s.key], model, test
+
+def smi_values(specs, records, models_dir, n_samples:int=2000, n_slices:int=128, block:int=-1, seed:int=0, root=None):
+    "Table 6's values (one row per dataset and model) and Figure 3's neuron profiles (by (dataset, layer)) of each run's model."
+    rows, profiles = [], {}
+    for s, _, model, test in analysed_models(specs, records, models_dir, root):
+        a, m, y = selected_activity(model, test, max_samples=n_samples, block=hidden_blocks(model)[block])
+        rows.append(dict(dataset=DISPLAY[s.dataset], model=TABLE6_ROWS[s.layer], **smi_summary(a, m, y, n_slices, n_samples=n_samples, seed=seed)))
+        profiles[s.dataset, s.layer] = neuron_profile(a, m, y, n_samples=n_samples, seed=seed)
+    return pd.DataFrame(rows), profiles
+
+def embedding_maps(specs, records, models_dir, n_samples:int=2000, perplexity:float=30., seed:int=0, root=None):
+    "Figure 4's silhouette table (beside each run's accuracy) and its t-SNE maps by (dataset, layer)."
+    rows, maps = [], {}
+    for s, rec, model, test in analysed_models(specs, records, models_dir, root):
+        X, y = embeddings(model, test, max_samples=n_samples)
+        maps[s.dataset, s.layer] = summ = embedding_summary(X, y, perplexity, seed, n_samples)
+        rows.append(dict(dataset=DISPLAY[s.dataset], model=model_name(rec), silhouette=round(summ['silhouette'], 3),
+                         accuracy=round(100 * rec['metrics']['accuracy'], 1), n=len(summ['labels'])))
+    return pd.DataFrame(rows), maps
+
+# %% ../nbs/09_analysis.ipynb 25
+def plot_figure3(profiles:dict, datasets):
+    "Figure 3: per dataset, MID-L's neurons (MI against activation frequency), random top-k's in grey behind them."
+    import matplotlib.pyplot as plt
+    shown = [d for d in datasets if (d, 'midl') in profiles]
+    fig, axes = plt.subplots(1, max(len(shown), 1), figsize=(5 * max(len(shown), 1), 3.8), squeeze=False)
+    for ax, d in zip(axes[0], shown):
+        if (d, 'random_topk') in profiles: plot_neuron_profile(ax, profiles[d, 'random_topk'], color='0.6', label='random top-k')
+        plot_neuron_profile(ax, profiles[d, 'midl'], f'{DISPLAY[d]}: MID-L', color='C0', label='MID-L')
+        ax.legend(fontsize=8)
+    fig.tight_layout()
+    return fig
+
+def plot_figure4(maps:dict, datasets):
+    "Figure 4: t-SNE maps, one column per dataset, MID-L above its baseline."
+    import matplotlib.pyplot as plt
+    shown = [d for d in datasets if (d, 'midl') in maps]
+    fig, axes = plt.subplots(2, max(len(shown), 1), figsize=(3.6 * max(len(shown), 1), 7), squeeze=False)
+    for j, d in enumerate(shown):
+        for i, layer in enumerate(('midl', 'dense')):
+            name = model_name(dict(spec=dict(layer=layer, dataset=d)))
+            if (d, layer) in maps: plot_embedding(axes[i, j], maps[d, layer], f'{DISPLAY[d]}: {name}')
+            else: axes[i, j].axis('off')
+    fig.tight_layout()
+    return fig
+
+def plot_model_reliability(records, title:str=''):
+    "Table 7's reliability diagram: the bins of all runs of a model pooled, the models side by side."
+    import matplotlib.pyplot as plt
+    models = sorted({model_name(r) for r in records})
+    fig, ax = plt.subplots(figsize=(5, 4.2))
+    for i, name in enumerate(models):
+        rel = pool_reliability([r['metrics']['reliability'] for r in records if model_name(r) == name])
+        plot_reliability(ax, rel, name, color=f'C{i}', slot=i, n_slots=len(models))
+    ax.legend(fontsize=8); ax.set_title(title)
+    fig.tight_layout()
+    return fig

@@ -9,15 +9,17 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 import midl
-from .experiment import RunSpec, atomic_write
+from typing import NamedTuple
+from .experiment import RunSpec, atomic_write, matches, sweep
+from .paper import DISPLAY, TABLE4_ROWS, baseline_name, model_name, with_paper, verdicts_markdown
 
 # %% auto 0
-__all__ = ['SCALES', 'EPOCHS', 'SIZES', 'DISPLAY', 'BASELINE', 'TABLE2_EPOCHS', 'ABLATIONS', 'SMI_COLUMNS', 'TABLE5_SETTINGS',
-           'EXPERIMENT_NOTEBOOKS', 'REPRO_DATASETS', 'scale_settings', 'available_datasets', 'param_list', 'save_table',
-           'save_figure', 'baseline_name', 'layer_pair', 'table8_specs', 'main_specs', 'table2_specs', 'table3_specs',
-           'table4_specs', 'ablation_name', 'table6_specs', 'table7_specs', 'figure4_specs', 'model_name',
-           'table_frame', 'metric', 'with_paper', 'publish', 'mark_not_run', 'smi_table', 'pair_key', 'paired_deltas',
-           'verdict', 'paper_difference', 'claim_row', 'efficiency_rows', 'efficiency_with_paper', 'UsageError',
+__all__ = ['SCALES', 'EPOCHS', 'SIZES', 'TABLE2_EPOCHS', 'ABLATION_CONFIG', 'ABLATIONS', 'PLANS', 'SMI_COLUMNS',
+           'TABLE5_SETTINGS', 'EXPERIMENT_NOTEBOOKS', 'REPRO_DATASETS', 'scale_settings', 'available_datasets',
+           'param_list', 'save_table', 'save_figure', 'layer_pair', 'table8_specs', 'main_specs', 'table2_specs',
+           'table3_specs', 'table4_specs', 'ablation_name', 'table6_specs', 'table7_specs', 'figure4_specs',
+           'Experiment', 'run_experiment', 'table_frame', 'metric', 'publish', 'mark_not_run', 'table8_frame',
+           'table3_frame', 'read_table', 'smi_table', 'report_notes', 'write_summary', 'efficiency_rows', 'UsageError',
            'NotebookFailed', 'find_nbs', 'select_notebooks', 'writable_dir', 'run_notebook', 'missing_data',
            'reproduce', 'main']
 
@@ -84,17 +86,13 @@ def save_figure(fig, out_dir, name:str, dpi:int=120):
 
 # %% ../nbs/08_reproduce.ipynb 18
 from dataclasses import replace
-DISPLAY = dict(digits='digits (8×8, scikit-learn)', mnist='MNIST', fashion_mnist='Fashion-MNIST', kmnist='KMNIST',
-               cifar10='CIFAR-10', cifar100='CIFAR-100', svhn='SVHN', adult='UCI Adult', imdb='IMDB')
-BASELINE = dict(cifar10='CNN + MLP', cifar100='CNN + MLP', svhn='CNN + MLP', imdb='LSTM + Dropout')
-
-def baseline_name(dataset:str): return BASELINE.get(dataset, 'MLP + Dropout')
-
 def layer_pair(top_k=0.5, variant='section_4_4', p=0.5, alpha_dropout=0.1):
     "The two hidden-layer settings every main comparison uses: (dense with dropout `p`, MID-L)."
     return [('dense', dict(p=p)), ('midl', dict(top_k=top_k, variant=variant, alpha_dropout=alpha_dropout))]
 
 def _specs(datasets, scale, tag, seeds=None, layers=None, device='cpu', epochs=None, **over):
+    if isinstance(datasets, str):
+        raise TypeError(f"datasets={datasets!r} is a string; pass a list of dataset names, e.g. ['cifar10'] (scale= by keyword)")
     if epochs: over['epochs'] = epochs                               # overrides the scale's epochs
     out = []
     for ds in datasets:
@@ -106,7 +104,7 @@ def _specs(datasets, scale, tag, seeds=None, layers=None, device='cpu', epochs=N
                 out.append(replace(spec, **over))
     return out
 
-def table8_specs(datasets, scale='default', seeds=None, layers=None, device='cpu', noise=0.2, corrupt=('cifar10',), epochs=None):
+def table8_specs(datasets, scale='default', seeds=None, device='cpu', epochs=None, layers=None, noise=0.2, corrupt=('cifar10',)):
     "Table 8: clean and 20 %-noise runs of the baseline and MID-L per dataset; CIFAR-10 clean runs also on CIFAR-10-C."
     return main_specs(datasets, scale, seeds, layers, device, noises=(0., noise), corrupt=corrupt, epochs=epochs)
 
@@ -118,8 +116,8 @@ def main_specs(datasets, scale='default', seeds=None, layers=None, device='cpu',
 # %% ../nbs/08_reproduce.ipynb 20
 TABLE2_EPOCHS = dict(smoke=5, default=30, full=100)   # full: a few hundred optimiser steps on ~200 samples
 
-def table2_specs(scale='default', seeds=None, layers=None, device='cpu', datasets=('mnist', 'cifar10', 'adult'),
-                 per_class=20, adult_total=1000, epochs=None):
+def table2_specs(datasets=('mnist', 'cifar10', 'adult'), scale='default', seeds=None, device='cpu', epochs=None, layers=None,
+                 per_class=20, adult_total=1000):
     "Table 2: 20 samples per class (MNIST, CIFAR-10) or 1000 in total (Adult); the full test set."
     out = []
     for ds in datasets:
@@ -129,58 +127,72 @@ def table2_specs(scale='default', seeds=None, layers=None, device='cpu', dataset
                 for s in _specs([ds], scale, 'table2', seeds, layers, device)]
     return out
 
-def table3_specs(scale='default', seeds=None, layers=None, device='cpu', dataset='cifar10', noises=(0., 0.2, 0.4, 0.6), epochs=None):
+def table3_specs(datasets=('cifar10',), scale='default', seeds=None, device='cpu', epochs=None, layers=None, noises=(0., 0.2, 0.4, 0.6)):
     "Table 3: symmetric label noise at each rate; the clean runs are also evaluated on the generated CIFAR-10-C."
-    return main_specs([dataset], scale, seeds, layers, device, noises=noises, epochs=epochs)
+    return main_specs(datasets, scale, seeds, layers, device, noises=noises, epochs=epochs)
 
 # %% ../nbs/08_reproduce.ipynb 23
-ABLATIONS = {'F1 only': ('f1_only', {}), 'F2 only': ('f2_only', {}), 'Fixed alpha=0.5': ('fixed_alpha', dict(alpha=0.5)),
-             'No alpha gating (random Top-k)': ('random_topk', {}), 'Gumbel-Softmax gating': ('gumbel', {}),
-             'Full MID-L': ('midl', {})}            # row names as in the paper's Table 4
+ABLATION_CONFIG = dict(fixed_alpha=dict(alpha=0.5))                  # settings besides MID-L's own, per ablation kind
+ABLATIONS = {name: (kind, ABLATION_CONFIG.get(kind, {})) for name, kind in TABLE4_ROWS.items()}   # the paper's Table 4 rows
 
-def table4_specs(scale='default', seeds=None, device='cpu', dataset='cifar10', top_k=0.5, epochs=None):
-    "Table 4: each ablation of `ABLATIONS` on `dataset` at `top_k`; the full MID-L runs are Table 8's clean runs."
+def table4_specs(datasets=('cifar10',), scale='default', seeds=None, device='cpu', epochs=None, top_k=0.5):
+    "Table 4: each ablation of `ABLATIONS` on `datasets` at `top_k`; the full MID-L runs are Table 8's clean runs."
     mid = layer_pair(top_k=top_k)[1][1]
     layers = [(kind, {**mid, **extra}) for kind, extra in ABLATIONS.values() if kind != 'midl']
-    full = main_specs([dataset], scale, seeds, layers=[('midl', mid)], device=device, noises=(0.,), epochs=epochs)
-    return _specs([dataset], scale, 'table4', seeds, layers, device, epochs, latency_batch=1) + full
+    full = main_specs(datasets, scale, seeds, layers=[('midl', mid)], device=device, noises=(0.,), epochs=epochs)
+    return _specs(datasets, scale, 'table4', seeds, layers, device, epochs, latency_batch=1) + full
 
 def ablation_name(rec):
     "The Table 4 row name of a record."
-    return {kind: name for name, (kind, _) in ABLATIONS.items()}[rec['spec']['layer']]
+    return {kind: name for name, kind in TABLE4_ROWS.items()}[rec['spec']['layer']]
 
 # %% ../nbs/08_reproduce.ipynb 26
-def table6_specs(datasets=('mnist', 'cifar10'), scale='default', seed:int=0, device='cpu', epochs=None):
+def table6_specs(datasets=('mnist', 'cifar10'), scale='default', seeds=(0,), device='cpu', epochs=None):
     "Table 6 / Figure 3: dropout baseline, MID-L (Table 8's clean runs) and random top-k (Table 4's ablation), one seed."
     out = []
     for ds in datasets:
-        out += main_specs([ds], scale, [seed], device=device, noises=(0.,), epochs=epochs)
-        out += [s for s in table4_specs(scale, [seed], device, dataset=ds, epochs=epochs) if s.layer == 'random_topk']
+        out += main_specs([ds], scale, seeds, device=device, noises=(0.,), epochs=epochs)
+        out += [s for s in table4_specs([ds], scale, seeds, device, epochs) if s.layer == 'random_topk']
     return out
 
-def table7_specs(scale='default', seeds=None, device='cpu', dataset='cifar10', epochs=None):
+def table7_specs(datasets=('cifar10',), scale='default', seeds=None, device='cpu', epochs=None):
     "Table 7: calibration of Table 8's clean baseline and MID-L runs."
-    return main_specs([dataset], scale, seeds, device=device, noises=(0.,), epochs=epochs)
+    return main_specs(datasets, scale, seeds, device=device, noises=(0.,), epochs=epochs)
 
-def figure4_specs(datasets=('mnist', 'cifar10', 'svhn'), scale='default', seed:int=0, device='cpu', epochs=None):
+def figure4_specs(datasets=('mnist', 'cifar10', 'svhn'), scale='default', seeds=(0,), device='cpu', epochs=None):
     "Figure 4: Table 8's clean baseline and MID-L runs, one seed per dataset."
-    return main_specs(datasets, scale, [seed], device=device, noises=(0.,), epochs=epochs)
+    return main_specs(datasets, scale, seeds, device=device, noises=(0.,), epochs=epochs)
 
 # %% ../nbs/08_reproduce.ipynb 29
-def model_name(rec):
-    "The paper's row name for a record: MID-L, or the dataset's baseline."
-    return 'MID-L' if rec['spec']['layer'] == 'midl' else baseline_name(rec['spec']['dataset'])
+PLANS = dict(table8=table8_specs, table2=table2_specs, table3=table3_specs, table4=table4_specs, table6=table6_specs,
+             table7=table7_specs, figure4=figure4_specs)
 
+class Experiment(NamedTuple):
+    specs:list; records:list; here:list; missing:list
+
+def run_experiment(plan:str, datasets, scale:str='default', seeds=None, epochs=None, device='cpu', results_dir='results',
+                   workers:int=1, models_dir=None, run_missing:bool=True, **options):
+    "Keep the `datasets` the data cache has (printing those it lacks), build `PLANS[plan]`'s specs and `sweep` them."
+    if plan not in PLANS: raise ValueError(f"plan={plan!r} is not one of {', '.join(PLANS)}")
+    datasets, seeds = param_list(datasets, str, 'datasets'), param_list(seeds, int, 'seeds')   # as typed after papermill -p
+    here = available_datasets(datasets); missing = [d for d in datasets if d not in here]
+    print(f"running: {', '.join(here) or 'nothing'} | not run (data not available offline): {', '.join(missing) or 'none'}")
+    specs = PLANS[plan](here, scale, seeds, device=device, epochs=epochs, **options) if here else []
+    records = sweep(specs, results_dir, workers=workers, models_dir=models_dir, run_missing=run_missing) if specs else []
+    print(f'{len(records)} of {len(specs)} runs have results')
+    return Experiment(specs, records, here, missing)
+
+# %% ../nbs/08_reproduce.ipynb 32
 def _cell(values, scale=100., digits=1):
     v = pd.Series([x for x in values if x is not None], dtype=float).dropna()
     if not len(v): return 'not run'
     return f'{v.mean() * scale:.{digits}f}' + (f' ± {v.std() * scale:.{digits}f}' if len(v) > 1 else '')
 
-def table_frame(records, columns:dict, where=lambda r: True, dataset_name=None, model=model_name):
-    "Rows (dataset, model); `columns` maps a column title to (record -> value, scale, digits); `model` names a record's row."
+def table_frame(records, columns:dict, where=None, dataset_name=None, model=model_name):
+    "Rows (dataset, model) of the records that `match` `where`; `columns` maps a title to (record -> value, scale, digits)."
     groups = {}
     for r in records:
-        if not where(r): continue
+        if not matches(r, where): continue
         ds = (dataset_name or DISPLAY.get)(r['spec']['dataset'])
         groups.setdefault((ds, model(r)), []).append(r)
     rows = {k: {c: _cell([f(r) for r in rs], sc, dg) for c, (f, sc, dg) in columns.items()} for k, rs in groups.items()}
@@ -191,19 +203,11 @@ def table_frame(records, columns:dict, where=lambda r: True, dataset_name=None, 
     if len(df): df.index = pd.MultiIndex.from_tuples(df.index, names=['dataset', 'model'])
     return df
 
-def metric(name): return lambda r: r['metrics'].get(name)
+def metric(name:str, **where):
+    "A record's metric `name` (None when absent, or when its spec does not match the fields `where`)."
+    return lambda r: r['metrics'].get(name) if matches(r, where) else None
 
-# %% ../nbs/08_reproduce.ipynb 30
-def with_paper(table:pd.DataFrame, paper_table_no:int):
-    "Our `table_frame` beside the paper's Table `paper_table_no` (via `side_by_side`), with our `data` column first."
-    from midl.experiment import side_by_side, paper_table
-    if not len(table):
-        out = paper_table(paper_table_no).add_suffix(' (paper)'); out.insert(0, 'data', 'not run here'); return out
-    sbs = side_by_side(table.drop(columns=['data', 'seeds'], errors='ignore'), paper_table_no)
-    sbs.insert(0, 'data', table['data'].reindex(sbs.index).fillna('not run') if 'data' in table else '')
-    return sbs
-
-# %% ../nbs/08_reproduce.ipynb 32
+# %% ../nbs/08_reproduce.ipynb 34
 def publish(table:pd.DataFrame, paper_table_no:int, out_dir, name:str, scale:str):
     "Save our `table` and its side-by-side with the paper (`name_ours`, `name_side_by_side` as .md/.csv); return the latter."
     sbs = with_paper(table, paper_table_no)
@@ -211,7 +215,7 @@ def publish(table:pd.DataFrame, paper_table_no:int, out_dir, name:str, scale:str
     save_table(sbs, out_dir, f'{name}_side_by_side', caption=f'Table {paper_table_no}: ours vs paper (scale={scale})')
     return sbs
 
-# %% ../nbs/08_reproduce.ipynb 33
+# %% ../nbs/08_reproduce.ipynb 35
 def mark_not_run(table:pd.DataFrame, datasets, note:str='not run: data not available offline'):
     "`table` plus one row per (dataset, model) of `datasets` whose `data` column says why it was not run."
     if not len(datasets): return table
@@ -220,7 +224,36 @@ def mark_not_run(table:pd.DataFrame, datasets, note:str='not run: data not avail
     rows = pd.DataFrame({'data': note}, index=idx)
     return pd.concat([table, rows]) if len(table) else rows
 
-# %% ../nbs/08_reproduce.ipynb 36
+def table8_frame(records, missing=()):
+    "Table 8 in the paper's shape: clean metrics, robust accuracy at 20 % noise, CIFAR-10-C rows, not-run datasets marked."
+    clean, noisy = dict(tag='table8', label_noise=0.), dict(tag='table8', label_noise=0.2)
+    cols = {'Accuracy (%)': (metric('accuracy'), 100, 1), 'F1-score (%)': (metric('f1_macro'), 100, 1),
+            'ANR (%)': (metric('anr'), 100, 1), 'FLOPs (M)': (metric('flops'), 1e-6, 3),
+            'ideal FLOPs (M)': (metric('flops_ideal'), 1e-6, 3), 'Latency (ms)': (metric('latency_ms'), 1, 3),
+            'Memory (MB)': (metric('memory_mb'), 1, 2)}
+    ours = table_frame(records, cols, where=clean)
+    robust = table_frame(records, {'Robust Acc (%)': (metric('accuracy'), 100, 1)}, where=noisy)
+    if len(ours): ours = ours.join(robust[['Robust Acc (%)']])
+    c10c = table_frame(records, {'Accuracy (%)': (metric('robust_accuracy'), 100, 1)}, where=dict(clean, corruption='all'),
+                       dataset_name=lambda d: 'CIFAR-10-C')
+    return mark_not_run(pd.concat([ours, c10c]) if len(c10c) else ours, missing)
+
+def table3_frame(records, noises=(0., 0.2, 0.4, 0.6)):
+    "Table 3 in the paper's shape: accuracy per label-noise rate and on the generated CIFAR-10-C; seeds per rate."
+    title = lambda n: 'Clean' if n == 0 else f'{round(n * 100)}% noise'
+    cols = {title(n): (metric('accuracy', label_noise=n), 100, 1) for n in noises}
+    cols['CIFAR-10-C'] = (metric('robust_accuracy'), 100, 1)
+    t = table_frame(records, cols)
+    runs = lambda row, n: sum((DISPLAY.get(r['spec']['dataset']), model_name(r)) == row and r['spec']['label_noise'] == n for r in records)
+    if len(t): t['seeds'] = ['/'.join(str(runs(row, n)) for n in noises) for row in t.index]
+    return t
+
+def read_table(out_dir, name:str):
+    "A table saved by `save_table` (its CSV), or an empty frame when there is none."
+    p = Path(out_dir)/f'{name}.csv'
+    return pd.read_csv(p, index_col=0) if p.exists() and p.stat().st_size else pd.DataFrame()
+
+# %% ../nbs/08_reproduce.ipynb 38
 SMI_COLUMNS = {'smi_selected': 'SMI (nats)', 'smi_output': 'SMI, whole output (nats)', 'activation_freq': 'Activation Freq (%)'}
 
 def smi_table(values:pd.DataFrame, records):
@@ -231,43 +264,30 @@ def smi_table(values:pd.DataFrame, records):
     desc = {DISPLAY[r['spec']['dataset']]: r['data']['description'] for r in records}
     return t.round(4).assign(data=[desc.get(d, '') for d, _ in t.index])
 
-# %% ../nbs/08_reproduce.ipynb 40
-def pair_key(rec):
-    "Everything in a record's spec except the hidden layer: runs with equal keys form a comparison."
-    return tuple((k, str(v)) for k, v in sorted(rec['spec'].items()) if k not in ('layer', 'layer_config'))
+# %% ../nbs/08_reproduce.ipynb 42
+def report_notes(records, verdicts:pd.DataFrame, scale:str):
+    "What the verdicts rest on, as sentences: data copies, generated corruptions, the scale, claims short of 5 seeds."
+    notes = []
+    if any('approximate' in str(r.get('data', {}).get('description', '')) for r in records):
+        notes.append('CIFAR-10 results use the approximate, JPEG-decoded copy of CIFAR-10 (20,000 training images), not the original.')
+    if any(r['spec'].get('corruption') for r in records):
+        notes.append('CIFAR-10-C numbers use corruptions generated by this project (data notebook), not the released files.')
+    notes.append(f"Scale: {scale}. Only `full` follows the paper's protocol (5 seeds, full data).")
+    few = verdicts[(verdicts.n > 0) & (verdicts.n < 5) & ~verdicts.table.isin([5, 6])]   # 5, 6: one measurement by design
+    if scale == 'full' and len(few):
+        notes.append(f'{len(few)} claims rest on fewer than 5 seeds (see the seeds column): those runs had not finished when this report was made.')
+    return notes
 
-def paired_deltas(records, value, where=lambda r: True, a:str='midl', b:str='dense', key=pair_key):
-    "Per-comparison differences `value(a run) - value(b run)` (layer kinds; MID-L − baseline by default), one per `key`."
-    by = {}
-    for r in records:
-        if where(r) and value(r) is not None: by.setdefault(key(r), {})[r['spec']['layer']] = value(r)
-    return [d[a] - d[b] for d in by.values() if a in d and b in d]
+def write_summary(verdicts:pd.DataFrame, notes:list, out_dir, scale:str):
+    "Write the verdict table (`verdicts.csv`/`.md`) and `summary.md` into `out_dir`; returns the verdict counts."
+    counts = verdicts.verdict.value_counts()
+    text = (f'# midl reproduction summary (scale={scale})\n\n' + verdicts_markdown(verdicts) + '\n\n'
+            + '\n'.join(f'* {n}' for n in notes) + '\n\nVerdict counts:\n\n' + counts.to_markdown() + '\n')
+    save_table(verdicts.set_index('claim'), out_dir, 'verdicts', caption=f'Verdicts (scale={scale})')
+    atomic_write(Path(out_dir)/'summary.md', lambda p: Path(p).write_text(text))
+    return counts
 
-def verdict(deltas, paper_delta):
-    "The verdict for our per-seed differences `deltas` against the paper's difference `paper_delta` (rules above)."
-    if not deltas: return 'not run here'
-    m = float(np.mean(deltas))
-    if m == 0 or np.sign(m) != np.sign(paper_delta): return 'not reproduced'
-    if len(deltas) < 2: return 'direction reproduced, size differs'
-    s = float(np.std(deltas, ddof=1))
-    return 'reproduced within the spread' if m - 2 * s <= paper_delta <= m + 2 * s else 'direction reproduced, size differs'
-
-def paper_difference(table:int, baseline:str, dataset:str, column:str, percent:bool=True, model:str='MID-L'):
-    "The paper's `model` minus `baseline` value in `column` of Table `table` (a fraction if `percent`); None if absent."
-    from midl.experiment import PAPER
-    sel = lambda m: PAPER[(PAPER.table == table) & (PAPER.model == m) & (PAPER.dataset == dataset) & (PAPER.column == column)].value
-    a, b = sel(model), sel(baseline)
-    return None if a.empty or b.empty else (float(a.iloc[0]) - float(b.iloc[0])) / (100 if percent else 1)
-
-def claim_row(claim, deltas, paper_delta, scale=1., unit='', digits:int=2):
-    "One line of the verdict table."
-    m = np.mean(deltas) * scale if deltas else np.nan
-    s = np.std(deltas, ddof=1) * scale if len(deltas) > 1 else np.nan
-    ours = 'n/a' if not deltas else f'{m:+.{digits}f}' + ('' if np.isnan(s) else f' ± {s:.{digits}f}') + unit
-    return dict(claim=claim, ours=ours, paper=f'{paper_delta * scale:+.{digits}f}{unit}', seeds=len(deltas),
-                verdict=verdict(deltas, paper_delta))
-
-# %% ../nbs/08_reproduce.ipynb 43
+# %% ../nbs/08_reproduce.ipynb 45
 def efficiency_rows(settings, input_shape=(3, 32, 32), n_classes=10, batch=64, repeats=30, device='cpu', seed=0, warmup=10):
     "One row of FLOPs/latency/memory per `(name, layer, config)` in `settings`, measured at batch `batch`."
     import torch
@@ -292,20 +312,15 @@ def efficiency_rows(settings, input_shape=(3, 32, 32), n_classes=10, batch=64, r
                          latency_ms=t['median_ms'], latency_iqr_ms=t['iqr_ms'], memory_MB=peak_memory_mb(m, xb)))
     return pd.DataFrame(rows).set_index('model')
 
-# %% ../nbs/08_reproduce.ipynb 46
+# %% ../nbs/08_reproduce.ipynb 48
 TABLE5_SETTINGS = [('MLP + Dropout', 'dense', dict(p=0.5)),
                    ('Concrete Dropout', 'concrete_dropout', {}),
                    ('Switch Transformer', 'switch', {}),
                    ('MID-L (Appendix A)', 'midl', dict(top_k=0.5, variant='appendix_a')),
                    ('MID-L (§4.4)', 'midl', dict(top_k=0.5, variant='section_4_4'))]
 
-def efficiency_with_paper(ours:pd.DataFrame):
-    "`efficiency_rows` output joined with the paper's Table 5 columns (suffix ' (paper)'), via a `paper_row` column."
-    from midl.experiment import paper_table
-    key = ours.index.str.replace(r' \((Appendix A|§4\.4)\)$', '', regex=True)
-    return ours.assign(paper_row=key).join(paper_table(5).droplevel(0).add_suffix(' (paper)'), on='paper_row')
 
-# %% ../nbs/08_reproduce.ipynb 49
+# %% ../nbs/08_reproduce.ipynb 51
 EXPERIMENT_NOTEBOOKS = ('10_table8.ipynb', '11_table2.ipynb', '12_table3.ipynb', '13_table5.ipynb', '14_table4.ipynb',
                         '15_table6.ipynb', '16_table7.ipynb', '17_figure4.ipynb', '19_report.ipynb')
 REPRO_DATASETS = ('mnist', 'fashion_mnist', 'adult', 'imdb', 'cifar10', 'cifar100', 'svhn')   # used besides `digits`
@@ -343,7 +358,7 @@ def writable_dir(path, what:str='--out') -> Path:
     except OSError as e: raise UsageError(f"{what} {path}: cannot write there ({e.strerror or e}); choose a writable folder") from None
     return p
 
-# %% ../nbs/08_reproduce.ipynb 52
+# %% ../nbs/08_reproduce.ipynb 54
 def run_notebook(src:Path, dst:Path, params:dict, cwd:Path):
     "Execute `src` with papermill and those of `params` its parameters cell declares, into `dst` (kernel python3)."
     try:

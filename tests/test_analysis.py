@@ -66,15 +66,15 @@ def test_saved_model_reproduces_recorded_metrics(tmp_path):
     assert sweep([spec, RunSpec(dataset='digits', seed=3, tag='t')], tmp_path, run_missing=False, progress=False) == [rec]
 
 def test_load_model_without_weights_names_the_fix(tmp_path):
-    with pytest.raises(FileNotFoundError, match='models_dir'): load_model(RunSpec(dataset='digits'), tmp_path)
+    with pytest.raises(FileNotFoundError, match='retrain=True'): load_model(RunSpec(dataset='digits'), tmp_path, retrain=False)
 
 def test_tables_share_the_main_runs():
     t8 = {s.key for s in table8_specs(['cifar10', 'mnist'], 'full')}
     assert len(t8) == 2 * 2 * 2 * 5
-    t3 = table3_specs('full'); assert len(t3) == 4 * 2 * 5 and len({s.key for s in t3} & t8) == 20
-    t4 = table4_specs('full'); assert len(t4) == len(ABLATIONS) * 5 and len({s.key for s in t4} & t8) == 5
+    t3 = table3_specs(scale='full'); assert len(t3) == 4 * 2 * 5 and len({s.key for s in t3} & t8) == 20
+    t4 = table4_specs(scale='full'); assert len(t4) == len(ABLATIONS) * 5 and len({s.key for s in t4} & t8) == 5
     assert all(s.layer_config['top_k'] == 0.5 for s in t4)
-    assert {s.key for s in table7_specs('full')} <= t8
+    assert {s.key for s in table7_specs(scale='full')} <= t8
     t6 = table6_specs(scale='full'); assert sum(s.key in t8 for s in t6) == 4 and len(t6) == 6
 
 def test_summed_brier_is_at_least_half_the_error_rate():

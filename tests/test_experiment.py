@@ -3,7 +3,7 @@ import json, os, signal, subprocess, sys, textwrap, time, warnings
 from pathlib import Path
 import pandas as pd, pytest
 from midl import experiment as E
-from midl.experiment import RunSpec, write_json_atomic, read_json, sweep, aggregate, paper_table, side_by_side, PAPER
+from midl.experiment import RunSpec, write_json_atomic, read_json, sweep
 
 def test_spec_key_is_stable_and_distinguishes_fields():
     a = RunSpec(dataset='mnist', seed=1, layer_config=dict(top_k=0.5))
@@ -50,23 +50,6 @@ def test_sweep_resumes_and_skips_done(tmp_path, monkeypatch):
     assert calls == [0, 1, 2, 3, 2] and len(recs) == 4
     assert not (tmp_path / f'{specs[2].key}.error.txt').exists()             # it succeeded: its stale error file is gone
     assert [r['metrics']['accuracy'] for r in recs] == [0.5, 0.6, 0.7, 0.8]
-
-def test_aggregate_mean_std_over_seeds():
-    recs = [dict(spec=dict(tag='t', dataset='x', layer='midl', seed=s, layer_config={}), metrics=dict(accuracy=a))
-            for s, a in enumerate([0.8, 0.9, 1.0])]
-    agg = aggregate(recs)
-    assert agg.loc[('t', 'x', 'midl'), ('accuracy', 'mean')] == pytest.approx(0.9)
-    assert agg.loc[('t', 'x', 'midl'), ('accuracy', 'std')] == pytest.approx(0.1)
-    assert agg.loc[('t', 'x', 'midl'), ('n', 'seeds')] == 3
-
-def test_paper_tables_as_data():
-    assert set(PAPER.table) == {2, 3, 4, 5, 6, 7, 8}
-    assert paper_table(8).loc[('IMDB', 'MID-L'), 'ANR (%)'] == 49.5
-    assert paper_table(3).loc[('CIFAR-10', 'MID-L'), '40% noise'] == 55.8
-    assert paper_table(4).loc[('CIFAR-10', 'Full MID-L'), 'ANR (%)'] == 41.8
-    ours = pd.DataFrame({'ANR (%)': ['50.0']}, index=pd.MultiIndex.from_tuples([('IMDB', 'MID-L')], names=['dataset', 'model']))
-    sbs = side_by_side(ours, 8)
-    assert sbs.loc[('IMDB', 'MID-L'), 'ANR (%) (paper)'] == 49.5 and sbs.loc[('MNIST', 'MID-L'), 'ANR (%) (ours)'] == 'not run'
 
 def test_run_is_deterministic_on_cpu():
     spec = RunSpec(dataset='digits', layer='midl', layer_config=dict(top_k=0.5, variant='section_4_4'), epochs=2,

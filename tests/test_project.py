@@ -1,4 +1,6 @@
 "Project configuration: nbdev's test flags."
+import re
+from pathlib import Path
 import nbformat
 from nbdev.config import get_config
 from nbdev import test as nbdev_test
@@ -14,3 +16,17 @@ def test_slow_and_gpu_cells_are_skipped_by_nbdev_test(tmp_path):
     assert ok
     ok, _ = nbdev_test.test_nb(tmp_path/'t.ipynb', skip_flags=['slow|gpu'])        # what nbdev did with the old setting
     assert not ok
+
+def _parametrised_notebooks():
+    nbs = Path(__file__).resolve().parent.parent/'nbs'
+    for p in sorted(nbs.glob('[0-9]*.ipynb')):
+        nb = nbformat.read(str(p), as_version=4)
+        if any('parameters' in c.metadata.get('tags', []) for c in nb.cells): yield p, nb
+
+def test_experiment_notebooks_hold_no_definitions():
+    "Notebooks with a papermill `parameters` cell hold parameters, calls and prose: code they need lives in `midl`."
+    found = list(_parametrised_notebooks())
+    assert len(found) >= 10                                   # 10–19 and the GPU profile
+    bad = [f'{p.name}: {line.strip()}' for p, nb in found for c in nb.cells if c.cell_type == 'code'
+           for line in c.source.splitlines() if re.search(r'^\s*(def|class)\s|\blambda\b', line)]
+    assert not bad, bad
