@@ -12,7 +12,7 @@ cfg = ConfigParser(delimiters=['=']); cfg.read(here.parent/'settings.ini', encod
 
 project, author, copyright = cfg['title'], cfg['author'], cfg['copyright']
 release = version = cfg['version']
-extensions = ['myst_nb']
+extensions = ['myst_nb', 'sphinx-mathjax-offline']        # MathJax 3 from _static/mathjax: math renders offline
 root_doc = 'index'
 exclude_patterns = ['_*', '.*', '*.yml', '*.css']      # the Quarto files nbdev copies into _proc
 nb_execution_mode = 'off'                                  # render stored outputs only

@@ -183,7 +183,7 @@ class MIDLayer(nn.Module):
         return (f"{self.in_features} -> {self.out_features}, top_k={top!r}, variant={self.variant!r}, "
                 f"alpha_dropout={self.alpha_drop.p}, ste={self.ste!r}")
 
-# %% ../nbs/01_core.ipynb 49
+# %% ../nbs/01_core.ipynb 51
 def midl_layers(model:nn.Module):
     "All `MIDLayer`s inside `model` (including `model` itself), in module order."
     return [m for m in model.modules() if isinstance(m, MIDLayer)]
@@ -217,7 +217,7 @@ def anr(model:nn.Module):
     tot = sum(int(l.n_rows) * l.out_features for l in layers)
     return act / tot if tot else float('nan')
 
-# %% ../nbs/01_core.ipynb 58
+# %% ../nbs/01_core.ipynb 60
 class MIDChannels(nn.Module):
     "MID-L over the channels of (B, C, H, W) feature maps; `gate='pool'` picks k channels per sample, 'pixel' per position."
     gates = ('pool', 'pixel')

@@ -25,32 +25,32 @@ def dense_grads(x, W, b, G):
                 b=delta.sum(0),                         # dL/db = Delta^T 1
                 x=delta @ W)                            # dL/dX = Delta W
 
-# %% ../nbs/00_math.ipynb 13
+# %% ../nbs/00_math.ipynb 14
 def dropout_dense_forward(x, W, b, mask, scale=1.0):
     "Dense + ReLU on dropped inputs $\\tilde X = s\\,M\\odot X$ (`mask` is $M$, `scale` is $s$)."
     return dense_forward(scale * mask * x, W, b)        # X~ = s M ⊙ X ;  A = phi(X~ W^T + b)
 
-# %% ../nbs/00_math.ipynb 14
+# %% ../nbs/00_math.ipynb 15
 def dropout_dense_grads(x, W, b, mask, G, scale=1.0):
     "Hand-derived gradients of `sum(G * dropout_dense_forward(...))`: keys `x`, `W`, `b`."
     g = dense_grads(scale * mask * x, W, b, G)          # dL/dW = Delta^T X~ ,  dL/db = Delta^T 1
     return dict(W=g['W'], b=g['b'], x=scale * mask * g['x'])  # dL/dX = s M ⊙ (Delta W)
 
-# %% ../nbs/00_math.ipynb 17
+# %% ../nbs/00_math.ipynb 18
 def topk_mask(alpha, k):
     "The 0/1 mask $M$ that keeps the `k` largest entries of each row (last dimension) of `alpha`; NaN ranks lowest."
     rank = alpha.masked_fill(alpha.isnan(), float('-inf'))  # NaN below every number (torch.topk puts it above +inf)
     idx = rank.topk(k, dim=-1).indices                  # indices of the k largest alpha per row
     return torch.zeros_like(alpha).scatter_(-1, idx, 1.0)  # M_ni = 1 iff alpha_ni is in the row's top k
 
-# %% ../nbs/00_math.ipynb 21
+# %% ../nbs/00_math.ipynb 22
 def midl_params(d_in, d_out, seed=0, dtype=torch.float64):
     "Random parameters `W1, b1, W2, b2, Wa, ba` for the Appendix A form of MID-L (for checks and demos)."
     g = torch.Generator().manual_seed(seed)
     r = lambda *s: torch.randn(*s, generator=g, dtype=dtype) / d_in**0.5
     return dict(W1=r(d_out, d_in), b1=r(d_out), W2=r(d_out, d_in), b2=r(d_out), Wa=r(d_out, d_in), ba=r(d_out))
 
-# %% ../nbs/00_math.ipynb 22
+# %% ../nbs/00_math.ipynb 23
 def midl_forward(x, W1, b1, W2, b2, Wa, ba, k, drop=None, ste='masked'):
     "Appendix A MID-L: $Z = \\hat\\alpha\\odot F_1(X) + (1-\\hat\\alpha)\\odot F_2(X)$; `drop` is $D$ (None: no dropout)."
     alpha = torch.sigmoid(x @ Wa.T + ba)                # alpha = sigma(X Wa^T + b_alpha)
@@ -61,7 +61,7 @@ def midl_forward(x, W1, b1, W2, b2, Wa, ba, k, drop=None, ste='masked'):
     f1, f2 = x @ W1.T + b1, x @ W2.T + b2               # F1(X), F2(X)
     return ah * f1 + (1 - ah) * f2                      # Z = alpha_hat ⊙ F1 + (1 - alpha_hat) ⊙ F2
 
-# %% ../nbs/00_math.ipynb 23
+# %% ../nbs/00_math.ipynb 24
 def midl_grads(x, W1, b1, W2, b2, Wa, ba, k, G, drop=None, ste='masked'):
     "Hand-derived gradients of `sum(G * midl_forward(...))` (no autograd): keys `x, W1, b1, W2, b2, Wa, ba, alpha`."
     D = torch.ones_like(G) if drop is None else drop
@@ -79,5 +79,5 @@ def midl_grads(x, W1, b1, W2, b2, Wa, ba, k, G, drop=None, ste='masked'):
                 x=g1 @ W1 + g2 @ W2 + g_p @ Wa,         # dL/dX: through F1, through F2, through the gate
                 alpha=g_alpha)
 
-# %% ../nbs/00_math.ipynb 27
+# %% ../nbs/00_math.ipynb 28
 MIDL_PARAM_NAMES = ('W1', 'b1', 'W2', 'b2', 'Wa', 'ba')

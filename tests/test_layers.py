@@ -92,9 +92,17 @@ def test_concrete_dropout_mask_and_rate():
     opt = torch.optim.SGD(cd.parameters(), lr=20.)
     for _ in range(30):
         opt.zero_grad(); (cd(torch.randn(32, 6)).mean() + cd.aux_loss()).backward(); opt.step()
-        assert 0 < cd.p.item() < 1
     assert cd.p_logit.grad.abs() > 0                                  # the rate is learned
     cd.eval(); torch.testing.assert_close(cd(x), F.relu(cd.linear(x)))
+
+def test_concrete_dropout_rate_gradient_by_hand():
+    "p = sigmoid(rho): dR/drho = lambda_w ||W||^2 p/(1-p) + lambda_p K rho p(1-p)."
+    torch.manual_seed(0)
+    cd, rho = ConcreteDropout(6, 4, weight_regulariser=1e-3, dropout_regulariser=1e-2).double(), math.log(0.3 / 0.7)
+    with torch.no_grad(): cd.p_logit.fill_(rho)
+    w2 = cd.linear.weight.detach().pow(2).sum().item()
+    g, = torch.autograd.grad(cd.aux_loss(), cd.p_logit)
+    assert g.item() == pytest.approx(1e-3 * w2 * 0.3 / 0.7 + 1e-2 * 6 * rho * 0.3 * 0.7, rel=1e-9)
 
 def test_dyrelu_is_max_of_its_pieces():
     torch.manual_seed(0)
@@ -103,10 +111,15 @@ def test_dyrelu_is_max_of_its_pieces():
     assert a.shape == b.shape == (11, 3, 5)
     pieces = torch.stack([a[:, k] * z + b[:, k] for k in range(3)])
     torch.testing.assert_close(dy(x), pieces.max(0).values)
-    a0, b0 = dy.coefficients(torch.zeros(1, 5))                         # residuals are bounded: a in alpha ± 1, b in ± 0.5
-    assert (a - dy.alpha0[:, None]).abs().max() <= 1 and b.abs().max() <= 0.5
     with torch.no_grad(): dy.hyper[-1].weight.zero_(); dy.hyper[-1].bias.zero_()
     torch.testing.assert_close(dy(x), F.relu(dy.linear(x)))
+    r = torch.zeros(2, 3, 5)                                            # logits of (Delta a, Delta b) for pieces 1..3
+    r[0, 0], r[0, 2], r[1, 1] = math.log(3), -math.log(3), math.log(3)   # Delta = 2 sigma(r) - 1 = +-1/2 there
+    with torch.no_grad(): dy.hyper[-1].bias.copy_(r.flatten())
+    a, b = dy.coefficients(z)
+    torch.testing.assert_close(a, torch.tensor([1.5, 0., -0.5])[:, None].expand(11, 3, 5))   # alpha = (1, 0, 0) + Delta a
+    torch.testing.assert_close(b, torch.tensor([0., 0.25, 0.])[:, None].expand(11, 3, 5))    # 0.5 * Delta b
+    torch.testing.assert_close(dy(x), torch.maximum(torch.maximum(1.5 * z, torch.full_like(z, 0.25)), -0.5 * z))
 
 def _hand_routed_switch(in_f=4, out_f=4):
     sw = SwitchFFN(in_f, out_f, n_experts=3, capacity_factor=1.0)

@@ -107,12 +107,14 @@ def test_fit_and_runspec_need_no_special_cases():
     from midl.train import fit, evaluate
     from midl.experiment import RunSpec, build
     ds = toy('tabular', 64)
+    X = torch.stack([ds[i][0] for i in range(64)])
     for name in LAYERS:
         m = build(RunSpec(layer=name, model_config=dict(hidden=(8,))), ds)
         m, hist = fit(m, ds, epochs=1, batch_size=16, progress=False)
         r = evaluate(m, ds)
-        assert len(hist) == 1 and 0 <= r['accuracy'] <= 1
-        assert r['anr'] == model_anr(m, torch.stack([ds[i][0] for i in range(64)]))
+        with torch.no_grad(): right = (m.eval()(X).argmax(1) == ds.y).float().mean().item()
+        assert len(hist) == 1 and r['n'] == 64 and r['accuracy'] == pytest.approx(right), name
+        assert r['anr'] == model_anr(m, X)
 
 def test_hidden_widths_and_f2_hidden_do_not_collide():
     torch.manual_seed(0)
