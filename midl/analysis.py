@@ -18,7 +18,8 @@ from .paper import DISPLAY, TABLE6_ROWS, model_name
 # %% auto 0
 __all__ = ['selected_activity', 'smi_summary', 'neuron_profile', 'plot_neuron_profile', 'pool_reliability', 'plot_reliability',
            'classifier_layer', 'embeddings', 'embedding_summary', 'plot_embedding', 'analysed_models', 'smi_values',
-           'embedding_maps', 'plot_figure3', 'plot_figure4', 'plot_model_reliability']
+           'embedding_maps', 'plot_figure3', 'plot_figure4', 'plot_model_reliability', 'seed_table',
+           'plot_training_curves']
 
 # %% ../nbs/09_analysis.ipynb 8
 def _mask(block, x):
@@ -161,4 +162,28 @@ def plot_model_reliability(records, title:str=''):
         plot_reliability(ax, rel, name, color=f'C{i}', slot=i, n_slots=len(models))
     ax.legend(fontsize=8); ax.set_title(title)
     fig.tight_layout()
+    return fig
+
+# %% ../nbs/09_analysis.ipynb 28
+def seed_table(records, metric:str='accuracy'):
+    "One row per seed, one column per model: the records' `metric`, with the training accuracy of the last epoch beside it."
+    rows = {}
+    for r in records:
+        row = rows.setdefault(r['spec']['seed'], {})
+        row[model_name(r)] = r['metrics'].get(metric)
+        row[f'{model_name(r)} (train acc, last epoch)'] = r['history'][-1].get('train_acc') if r.get('history') else None
+    return pd.DataFrame.from_dict(rows, orient='index').sort_index().rename_axis('seed')
+
+def plot_training_curves(records, title:str=''):
+    "Training loss and accuracy per epoch of every record, one line per run (colour: model, label: seed)."
+    import matplotlib.pyplot as plt
+    fig, (a, b) = plt.subplots(1, 2, figsize=(9, 3.4))
+    names = sorted({model_name(r) for r in records})
+    for r in records:
+        h, c = r.get('history') or [], f'C{names.index(model_name(r))}'
+        ep = [e['epoch'] for e in h]
+        a.plot(ep, [e['train_loss'] for e in h], color=c, alpha=0.7)
+        b.plot(ep, [e['train_acc'] for e in h], color=c, alpha=0.7, label=f"{model_name(r)}, seed {r['spec']['seed']}")
+    a.set_xlabel('epoch'); a.set_ylabel('training loss'); b.set_xlabel('epoch'); b.set_ylabel('training accuracy')
+    b.legend(fontsize=7, ncol=2); fig.suptitle(title, fontsize=10); fig.tight_layout()
     return fig

@@ -4,7 +4,7 @@
 
 # %% ../nbs/02b_cache.ipynb 4
 from __future__ import annotations
-import argparse, gzip, json, shutil, sys, tarfile, tempfile, time
+import argparse, gzip, hashlib, json, shutil, sys, tarfile, tempfile, time
 from pathlib import Path
 import pandas as pd
 from .formats import CorruptDataError, md5sum, _reading
@@ -12,7 +12,8 @@ from .data import REGISTRY, DATASETS, APPROX_CIFAR10_MD5, DataNotFoundError, dat
 from .corruptions import CORRUPTIONS, CIFAR10C_INFO, load_cifar10c
 
 # %% auto 0
-__all__ = ['known_md5s', 'find_items', 'import_item', 'import_folder', 'cache_listing', 'download', 'midl_data']
+__all__ = ['known_md5s', 'find_items', 'import_item', 'import_folder', 'data_provenance', 'cache_listing', 'download',
+           'midl_data']
 
 # %% ../nbs/02b_cache.ipynb 7
 def _cache_items() -> list:
@@ -181,6 +182,22 @@ def import_folder(src, root=None, force:bool=False, allow_mismatch:bool=False, l
     return {rel: import_item(rel, kind, p, root, known, force, allow_mismatch, log) for rel, kind, p in items}
 
 # %% ../nbs/02b_cache.ipynb 27
+def data_provenance(name:str, root=None) -> dict:
+    "Source, import time, md5 checks and an md5 over the import manifest of data set `name`'s cache folder."
+    info = REGISTRY[name]
+    if not info.folder: return dict(source=f'shipped with a library: {info.title}')
+    marker = data_root(root)/info.folder/_MARKER
+    if not marker.exists(): return dict(source='not imported by midl_data (downloaded by a loader, or copied by hand)')
+    rec = json.loads(marker.read_text())
+    man, checks = rec.get('manifest', {}), rec.get('checks', [])
+    digest = hashlib.md5(''.join(f'{k} {v[1]}\n' for k, v in sorted(man.items())).encode()).hexdigest()
+    out = dict(source=rec.get('source'), imported=rec.get('time'), files=len(man), manifest_md5=digest,
+               md5_checked=f"{sum(s == 'ok' for _, s, *_ in checks)} of {len(checks)} checked files match",
+               mismatches=[f for f, s, *_ in checks if s == 'MISMATCH'])
+    if len(man) <= 12: out['md5'] = {k: v[1] for k, v in sorted(man.items())}
+    return out
+
+# %% ../nbs/02b_cache.ipynb 30
 def _du(p:Path) -> int: return sum(f.stat().st_size for f in p.rglob('*') if f.is_file()) if p.is_dir() else 0
 
 def _listing_row(info, root:Path) -> dict:

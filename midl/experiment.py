@@ -4,8 +4,9 @@
 
 # %% ../nbs/07_experiment.ipynb 3
 from __future__ import annotations
-import ctypes, hashlib, json, os, platform, signal, sys, tempfile, threading, time, traceback, warnings
-from dataclasses import dataclass, field, fields
+import ctypes, hashlib, json, os, platform, signal, subprocess, sys, tempfile, threading, time, traceback, warnings
+from dataclasses import asdict, dataclass, field, fields
+from typing import NamedTuple
 from datetime import datetime, timezone
 from pathlib import Path
 from concurrent.futures import ProcessPoolExecutor, as_completed
@@ -16,12 +17,13 @@ import torch
 from tqdm import tqdm
 import midl
 from .train import TrainConfig, fit, evaluate, get_device
-from .metrics import executed_flops, ideal_flops, latency, peak_memory_mb
+from .metrics import executed_flops, ideal_flops, latency, peak_memory_mb, time_forward, time_summary
 
 # %% auto 0
-__all__ = ['RunSpec', 'atomic_write', 'write_json_atomic', 'read_json', 'prepare_data', 'build', 'environment', 'efficiency',
-           'train_spec', 'run', 'robust_accuracy', 'result_path', 'model_path', 'NotReproducedWarning', 'restore_model',
-           'load_model', 'RunsFailedError', 'sweep', 'load_results', 'records_frame', 'matches']
+__all__ = ['RunSpec', 'atomic_write', 'write_json_atomic', 'read_json', 'prepare_data', 'build', 'git_state', 'environment',
+           'efficiency', 'Trained', 'train_spec', 'provenance', 'run', 'robust_accuracy', 'result_path', 'model_path',
+           'NotReproducedWarning', 'restore_model', 'load_model', 'RunsFailedError', 'sweep', 'load_results',
+           'quiet_latency_pass', 'records_frame', 'matches']
 
 # %% ../nbs/07_experiment.ipynb 6
 @dataclass(frozen=True)
@@ -88,7 +90,8 @@ def prepare_data(spec:RunSpec, root=None):
     "Train and test datasets for `spec`, plus facts about them for the record."
     from midl import data as D
     train, test = D.get_dataset(spec.dataset, train=True, root=root), D.get_dataset(spec.dataset, train=False, root=root)
-    info = dict(integrity=getattr(train, 'integrity', 'unknown'), description=getattr(train, 'description', spec.dataset))
+    info = dict(integrity=getattr(train, 'integrity', 'unknown'), description=getattr(train, 'description', spec.dataset),
+                config={k: getattr(train, k) for k in ('modality', 'view', 'vocab_size', 'max_len') if hasattr(train, k)})
     if spec.per_class or spec.n_train:
         train = D.stratified_subset(train, per_class=spec.per_class, n=spec.n_train, seed=spec.seed)
     if spec.label_noise:
@@ -105,6 +108,16 @@ def build(spec:RunSpec, train):
     return build_model(train, layer=spec.layer, **spec.model_config, **spec.layer_config)
 
 # %% ../nbs/07_experiment.ipynb 14
+def git_state(path=None):
+    "The git commit of the checkout at `path` (default: the one `midl` is imported from) and whether it has uncommitted changes; None outside git."
+    d = str(Path(path) if path else Path(midl.__file__).resolve().parent.parent)
+    try:
+        head = subprocess.run(['git', '-C', d, 'rev-parse', 'HEAD'], capture_output=True, text=True, timeout=30)
+        if head.returncode: return None
+        status = subprocess.run(['git', '-C', d, 'status', '--porcelain', '--untracked-files=no'], capture_output=True, text=True, timeout=30)
+        return dict(commit=head.stdout.strip(), dirty=bool(status.stdout.strip()))
+    except (OSError, subprocess.SubprocessError): return None
+
 def environment():
     "Versions and machine facts stored with every record."
     return dict(python=platform.python_version(), torch=torch.__version__, midl=midl.__version__, numpy=np.__version__,
@@ -120,20 +133,30 @@ def efficiency(model, sample, spec:RunSpec, device):
     return dict(flops=executed_flops(model, one), flops_ideal=ideal_flops(model, one),
                 latency_ms=lat['median_ms'], latency_iqr_ms=lat['iqr_ms'], memory_mb=peak_memory_mb(model, batch))
 
+class Trained(NamedTuple):
+    model:torch.nn.Module; test:object; info:dict; history:list; device:torch.device; config:TrainConfig
+
 def train_spec(spec:RunSpec, root=None, progress=False):
-    "`spec`'s model trained on its training data: `(model, test set, data facts, history, device)`."
+    "`spec`'s model trained on its training data, with its test set, data facts, history, device and training configuration."
     device = get_device(spec.device)
     train, test, info = prepare_data(spec, root)
     model = build(spec, train)
     cfg = TrainConfig(epochs=spec.epochs, batch_size=spec.batch_size, lr=spec.lr, seed=spec.seed,
                       device=str(device), progress=progress)
     model, history = fit(model, train, config=cfg)
-    return model, test, info, history, device
+    return Trained(model, test, info, history, device, cfg)
 
-def run(spec:RunSpec, root=None, progress=False, model_path=None):
+def provenance(spec:RunSpec, trained:Trained, root=None, workers:int=1):
+    "Where a record comes from: code (git), data files (import md5s), process (workers, threads) and the resolved configuration."
+    from midl.cache import data_provenance
+    return dict(git=git_state(), data=data_provenance(spec.dataset, root), workers=workers, threads=torch.get_num_threads(),
+                train_config=asdict(trained.config), data_config=trained.info.get('config', {}), model=str(trained.model))
+
+def run(spec:RunSpec, root=None, progress=False, model_path=None, workers:int=1):
     "Train and evaluate `spec`; returns the result record (a dict). With `model_path` the trained weights are saved there."
     t0 = time.perf_counter()
-    model, test, info, history, device = train_spec(spec, root, progress)
+    trained = train_spec(spec, root, progress)
+    model, test, info, history, device, _ = trained
     t_train = time.perf_counter() - t0
     if model_path: atomic_write(model_path, lambda tmp: torch.save(model.state_dict(), tmp))
     metrics = evaluate(model, test, device=device)
@@ -141,7 +164,7 @@ def run(spec:RunSpec, root=None, progress=False, model_path=None):
     metrics.update(efficiency(model, test[0][0], spec, device))
     return dict(spec=spec.asdict(), key=spec.key, metrics=metrics, data=info, history=history,
                 n_params=sum(p.numel() for p in model.parameters()), train_time_s=t_train,
-                total_time_s=time.perf_counter() - t0, env=environment(),
+                total_time_s=time.perf_counter() - t0, env=environment(), provenance=provenance(spec, trained, root, workers),
                 finished=datetime.now(timezone.utc).isoformat(timespec='seconds'))
 
 def robust_accuracy(model, test, spec, device, root=None):
@@ -167,7 +190,7 @@ def restore_model(spec:RunSpec, models_dir, record:dict=None, root=None):
     threads = torch.get_num_threads()
     want = (record or {}).get('env', {}).get('cpu_threads')           # the record's thread count: same float sums
     if want: torch.set_num_threads(want)
-    try: model, test, _, _, device = train_spec(spec, root)
+    try: model, test, _, _, device, _ = train_spec(spec, root)
     finally: torch.set_num_threads(threads)
     atomic_write(model_path(models_dir, spec), lambda tmp: torch.save(model.state_dict(), tmp))
     if record:
@@ -295,7 +318,7 @@ def _last_line(tb): return (tb.strip().splitlines() or [''])[-1]
 def _save_error(results_dir, spec, tb):
     return atomic_write(_error_path(results_dir, spec), lambda tmp: Path(tmp).write_text(tb))
 
-def _run_and_save(spec, results_dir, root, threads, models_dir=None):
+def _run_and_save(spec, results_dir, root, threads, models_dir=None, workers:int=1):
     "Run `spec` under its lock; returns `(status, info)`: ('ran'|'done', None), ('locked', pid) or ('failed', traceback)."
     if threads: torch.set_num_threads(threads)
     lock = _lock_path(results_dir, spec)
@@ -303,7 +326,7 @@ def _run_and_save(spec, results_dir, root, threads, models_dir=None):
     try:
         if _done(spec, results_dir, warn=False): return 'done', None   # another sweep finished it meanwhile
         try:
-            rec = run(spec, root, model_path=model_path(models_dir, spec) if models_dir else None)
+            rec = run(spec, root, model_path=model_path(models_dir, spec) if models_dir else None, workers=workers)
             write_json_atomic(rec, result_path(results_dir, spec))
         except Exception:
             tb = traceback.format_exc(); _save_error(results_dir, spec, tb)
@@ -350,7 +373,7 @@ def sweep(specs, results_dir, workers:int=1, root=None, threads:int=None, progre
     else:
         with ProcessPoolExecutor(workers, mp_context=mp.get_context('spawn'), initializer=_die_with_parent,
                                  initargs=(os.getpid(),)) as ex:
-            futs = {ex.submit(_run_and_save, s, results_dir, root, threads or 1, models_dir): s for s in todo}
+            futs = {ex.submit(_run_and_save, s, results_dir, root, threads or 1, models_dir, workers): s for s in todo}
             for f in as_completed(futs): finished(futs[f], *_attempt(f.result, results_dir, futs[f]))
     bar.close()
     records = [r for s in specs if (r := _read_record(result_path(results_dir, s))) is not None]
@@ -367,6 +390,43 @@ def load_results(results_dir, tag:str=None):
     return [r for r in recs if tag is None or r['spec'].get('tag') == tag]
 
 # %% ../nbs/07_experiment.ipynb 35
+def _comparison(rec): return tuple((k, str(v)) for k, v in sorted(rec['spec'].items()) if k not in ('layer', 'layer_config'))
+
+@torch.no_grad()
+def _time_round_robin(models, x, warmup:int, repeats:int):
+    for m in models:
+        for _ in range(warmup): m(x)
+    times = [[] for _ in models]
+    for _ in range(repeats):
+        for m, t in zip(models, times): t.append(time_forward(m, x))
+    return [time_summary(t) for t in times]
+
+def quiet_latency_pass(results_dir, threads:int=1, repeats:int=30, warmup:int=5, root=None, redo:bool=False, progress:bool=True):
+    "Re-time every record in `results_dir` without a `latency_pass` (all with `redo`) in this process; returns how many."
+    from midl import data as D
+    todo = [r for r in load_results(results_dir) if redo or 'latency_pass' not in r]
+    groups = {}
+    for r in todo: groups.setdefault(_comparison(r), []).append(r)
+    before = torch.get_num_threads(); torch.set_num_threads(threads)
+    try:
+        sets = {}
+        for rs in tqdm(groups.values(), desc='quiet latency pass', disable=not progress):
+            specs = [RunSpec(**r['spec']) for r in rs]
+            ds = specs[0].dataset
+            if ds not in sets: sets[ds] = (D.get_dataset(ds, train=True, root=root), D.get_dataset(ds, train=False, root=root))
+            train, test = sets[ds]
+            models = [build(s, train).eval() for s in specs]
+            x = test[0][0][None].repeat(specs[0].latency_batch, *[1] * test[0][0].ndim)
+            for r, t in zip(rs, _time_round_robin(models, x, warmup, repeats)):
+                r['latency_during_training'] = {k: r['metrics'].get(k) for k in ('latency_ms', 'latency_iqr_ms')}
+                r['metrics'].update(latency_ms=t['median_ms'], latency_iqr_ms=t['iqr_ms'])
+                r['latency_pass'] = dict(threads=threads, repeats=repeats, warmup=warmup, round_robin_with=len(rs), host=_HOST,
+                                         torch=torch.__version__, finished=datetime.now(timezone.utc).isoformat(timespec='seconds'))
+                write_json_atomic(r, result_path(results_dir, RunSpec(**r['spec'])))
+    finally: torch.set_num_threads(before)
+    return len(todo)
+
+# %% ../nbs/07_experiment.ipynb 38
 def records_frame(records):
     "One row per record: spec fields, `layer_config` entries prefixed `cfg_`, and metrics."
     rows = []

@@ -5,15 +5,17 @@
 # %% ../nbs/07a_paper.ipynb 3
 from __future__ import annotations
 from dataclasses import dataclass
+import math
 import numpy as np
+from scipy import stats
 import pandas as pd
 from .experiment import matches
 
 # %% auto 0
 __all__ = ['PAPER', 'DISPLAY', 'BASELINE', 'TABLE4_ROWS', 'TABLE6_ROWS', 'UNITS', 'CLAIMS', 'paper_table', 'baseline_name',
-           'model_name', 'side_by_side', 'with_paper', 'efficiency_with_paper', 'pair_key', 'seed_key', 'paired_deltas',
-           'paper_difference', 'verdict', 'Claim', 'claim_deltas', 'claim_row', 'verdict_table', 'verdicts_markdown',
-           'plot_claims']
+           'model_name', 'side_by_side', 'with_paper', 'efficiency_with_paper', 'paper_in_cells', 'pair_key',
+           'seed_key', 'paired_deltas', 'paper_difference', 't_interval', 'verdict', 'seeds_to_resolve', 'Claim',
+           'claim_deltas', 'claim_row', 'verdict_table', 'verdict_counts', 'verdicts_markdown', 'plot_claims']
 
 # %% ../nbs/07a_paper.ipynb 6
 _T8 = """MNIST|MLP + Dropout|97.7|97.7|100.0|15.2|3.4|120|72.1
@@ -101,6 +103,17 @@ def efficiency_with_paper(ours:pd.DataFrame):
     return ours.assign(paper_row=key).join(paper_table(5).droplevel(0).add_suffix(' (paper)'), on='paper_row')
 
 # %% ../nbs/07a_paper.ipynb 15
+def paper_in_cells(ours:pd.DataFrame, table:int):
+    "Our table (index: (dataset, model)) with the paper's value of each cell in parentheses where the paper has one."
+    paper, out = paper_table(table), ours.copy()
+    for c in ours.columns:
+        if c not in paper.columns: continue
+        p = paper[c].reindex(ours.index)
+        shown = ['—' if pd.isna(o) else o for o in ours[c]]                      # a cell we have no value for
+        out[c] = [o if pd.isna(v) else f'{o} ({v:g})' for o, v in zip(shown, p)]
+    return out
+
+# %% ../nbs/07a_paper.ipynb 18
 def pair_key(rec):
     "Everything in a record's spec except the hidden layer: runs with equal keys form a comparison."
     return tuple((k, str(v)) for k, v in sorted(rec['spec'].items()) if k not in ('layer', 'layer_config'))
@@ -123,17 +136,33 @@ def paper_difference(table:int, baseline:str, dataset:str, column:str, model:str
     a, b = cell(model), cell(baseline)
     return None if a.empty or b.empty else float(a.iloc[0]) - float(b.iloc[0])
 
-# %% ../nbs/07a_paper.ipynb 18
-def verdict(deltas, paper_delta):
-    "The verdict for our per-seed differences `deltas` against the paper's difference `paper_delta` (rules above)."
-    if not len(deltas) or paper_delta is None: return 'not run here'
-    m = float(np.mean(deltas))
-    if m == 0 or np.sign(m) != np.sign(paper_delta): return 'not reproduced'
-    if len(deltas) < 2: return 'direction reproduced, size differs'
-    s = float(np.std(deltas, ddof=1))
-    return 'reproduced within the spread' if m - 2 * s <= paper_delta <= m + 2 * s else 'direction reproduced, size differs'
-
 # %% ../nbs/07a_paper.ipynb 21
+def t_interval(deltas, level:float=0.95, exact:bool=False):
+    "n, mean, sample sd and the `level` t-interval of the mean of `deltas`; with one value, an interval only if `exact`."
+    d = np.asarray(deltas, dtype=float); n = len(d)
+    m = float(d.mean()) if n else np.nan
+    sd = float(d.std(ddof=1)) if n > 1 else np.nan
+    if n > 1: h = stats.t.ppf((1 + level) / 2, n - 1) * sd / math.sqrt(n)   # t_{(1+level)/2, n-1} s / sqrt(n)
+    else: h = 0. if n and exact else np.nan
+    return dict(n=n, mean=m, sd=sd, ci_low=m - h, ci_high=m + h)
+
+def verdict(ci_low, ci_high, paper, n:int=1, by_construction:bool=False):
+    "consistent / contradicted / inconclusive / by construction / not run here, from the interval and the paper's difference."
+    if n == 0 or paper is None or pd.isna(paper): return 'not run here'
+    if by_construction: return 'by construction'
+    if pd.isna(ci_low): return 'inconclusive'                                # one measurement: no interval
+    if not ci_low <= paper <= ci_high: return 'contradicted'
+    return 'inconclusive' if ci_low <= 0 <= ci_high else 'consistent'
+
+def seeds_to_resolve(mean, sd, paper, n:int, level:float=0.95, most:int=1000):
+    "Seeds after which, at the observed mean and `sd`, the interval would exclude 0 or the paper's difference; None beyond `most`."
+    if pd.isna(sd) or sd == 0 or paper is None: return None
+    gap = max(abs(mean), abs(mean - paper))                                 # the half-width that would resolve it
+    for k in range(max(n, 2), most + 1):
+        if stats.t.ppf((1 + level) / 2, k - 1) * sd / math.sqrt(k) < gap: return k
+    return None
+
+# %% ../nbs/07a_paper.ipynb 24
 UNITS = {'pp': 100., 'M': 1e-6, 'ms': 1., 'MB': 1., 'nats': 1., '': 1.}   # record value -> claim unit
 
 @dataclass(frozen=True)
@@ -149,8 +178,11 @@ class Claim:
     b:str = 'dense'
     by:str = 'spec'           # pair runs by their whole spec except the layer ('spec') or by seed only ('seed')
     source:str = 'records'    # 'records', or the measured table it reads ('table5', 'table6')
+    exact:bool = False        # a value fixed by the architecture (FLOPs, our memory count): one measurement is exact
+    by_construction:bool = False   # fixed by a setting (ANR at a fixed top-k): shown, not counted
+    shares_runs:str = ''      # the claim whose runs and value this one reuses: shown, counted once (there)
 
-# %% ../nbs/07a_paper.ipynb 22
+# %% ../nbs/07a_paper.ipynb 25
 _T8_CLAIMS = [('Accuracy (%)', 'accuracy', 'pp', 0.), ('ANR (%)', 'anr', 'pp', 0.), ('FLOPs (M)', 'flops', 'M', 0.),
               ('Latency (ms)', 'latency_ms', 'ms', 0.), ('Memory (MB)', 'memory_mb', 'MB', 0.), ('Robust Acc (%)', 'accuracy', 'pp', 0.2)]
 _C10 = dict(tag='table8', dataset='cifar10')
@@ -159,18 +191,20 @@ def _claims():
     out = []
     for ds in ('mnist', 'cifar10', 'cifar100', 'svhn', 'adult', 'imdb'):                      # Table 8
         out += [Claim(8, f'{DISPLAY[ds]}: {col}', v, u, (baseline_name(ds), DISPLAY[ds], col, 'MID-L'),
-                      (dict(tag='table8', dataset=ds, label_noise=n),)) for col, v, u, n in _T8_CLAIMS]
+                      (dict(tag='table8', dataset=ds, label_noise=n),), exact=v in ('flops', 'memory_mb'), by_construction=v == 'anr')
+                for col, v, u, n in _T8_CLAIMS]
     out += [Claim(2, f'{DISPLAY[ds]}, 20 per class: accuracy', 'accuracy', 'pp', ('MLP + Dropout', DISPLAY[ds], 'Accuracy (%)', 'MID-L'),
                   (dict(tag='table2', dataset=ds),)) for ds in ('mnist', 'cifar10')]
+    shared = {0.: 'CIFAR-10: Accuracy (%)', 0.2: 'CIFAR-10: Robust Acc (%)'}                 # the same runs as Table 8's
     out += [Claim(3, f'CIFAR-10, {col}: accuracy', 'accuracy', 'pp', ('MLP + Dropout', 'CIFAR-10', col, 'MID-L'),
-                  (dict(_C10, label_noise=n),)) for n, col in [(0., 'Clean'), (0.2, '20% noise'), (0.4, '40% noise')]]
+                  (dict(_C10, label_noise=n),), shares_runs=shared.get(n, '')) for n, col in [(0., 'Clean'), (0.2, '20% noise'), (0.4, '40% noise')]]
     out.append(Claim(3, 'CIFAR-10-C (generated), severity 3: accuracy', 'robust_accuracy', 'pp',
                      ('MLP + Dropout', 'CIFAR-10', 'CIFAR-10-C', 'MID-L'), (dict(_C10, corruption='all'),)))
     full = (dict(_C10, label_noise=0., layer='midl'), dict(tag='table4', dataset='cifar10'))   # Table 8's MID-L runs are Table 4's full model
     out += [Claim(4, f'CIFAR-10, full MID-L vs {name}: accuracy', 'accuracy', 'pp', (name, 'CIFAR-10', 'Accuracy (%)', 'Full MID-L'),
                   full, b=kind, by='seed') for name, kind in TABLE4_ROWS.items() if kind != 'midl']
     out += [Claim(5, f'{v} vs MLP + Dropout: {col}', ours, u, ('MLP + Dropout', 'CIFAR-10', col, 'MID-L'), a=v, b='MLP + Dropout',
-                  source='table5') for v in ('MID-L (Appendix A)', 'MID-L (§4.4)')
+                  source='table5', exact=ours != 'latency_ms') for v in ('MID-L (Appendix A)', 'MID-L (§4.4)')
             for ours, col, u in [('flops_M', 'FLOPs (M)', 'M'), ('latency_ms', 'Latency (CPU ms)', 'ms'), ('memory_MB', 'Memory (MB)', 'MB')]]
     out += [Claim(6, f'CIFAR-10, MID-L vs {other}: SMI of the selected neurons', 'smi_selected', 'nats',
                   (other, 'CIFAR-10', 'SMI (nats)', 'MID-L'), a='MID-L', b=other, source='table6') for other in ('Random Top-k', 'Dropout')]
@@ -181,7 +215,7 @@ def _claims():
 
 CLAIMS = _claims()
 
-# %% ../nbs/07a_paper.ipynb 25
+# %% ../nbs/07a_paper.ipynb 28
 def _frame_rows(frame:pd.DataFrame, dataset:str):
     "A measured table indexed by model; rows of `dataset` only where it has a dataset column (Table 6's values)."
     if 'dataset' in frame: frame = frame[frame['dataset'] == dataset]
@@ -199,36 +233,48 @@ def claim_deltas(claim:Claim, records=(), frames:dict=None):
     return [float(f.loc[claim.a, claim.value] - f.loc[claim.b, claim.value])]
 
 def claim_row(claim:Claim, records=(), frames:dict=None):
-    "One row of the verdict table, numeric: the claim, n, mean and sd of our differences, the paper's difference, the verdict."
-    d = claim_deltas(claim, records, frames)
+    "One row of the verdict table, numeric: n, mean, sd and 95 % interval of our differences, the paper's, the verdict."
+    ci = t_interval(claim_deltas(claim, records, frames), exact=claim.exact)
     p = paper_difference(claim.table, *claim.paper)
-    return dict(table=claim.table, claim=claim.text, unit=claim.unit, n=len(d),
-                mean=float(np.mean(d)) if d else np.nan, sd=float(np.std(d, ddof=1)) if len(d) > 1 else np.nan,
-                paper=p, verdict=verdict(d, p))
+    v = verdict(ci['ci_low'], ci['ci_high'], p, ci['n'], claim.by_construction)
+    return dict(table=claim.table, claim=claim.text, unit=claim.unit, **ci, paper=p, verdict=v,
+                excludes_zero=bool(ci['n']) and not ci['ci_low'] <= 0 <= ci['ci_high'],
+                seeds_to_resolve=seeds_to_resolve(ci['mean'], ci['sd'], p, ci['n']) if v == 'inconclusive' else None,
+                counted=v not in ('by construction', 'not run here') and not claim.shares_runs)
 
 def verdict_table(records, frames:dict=None, claims=None):
     "Every claim (default `CLAIMS`) checked against `records` and the measured tables in `frames` ('table5', 'table6')."
     return pd.DataFrame([claim_row(c, records, frames) for c in (CLAIMS if claims is None else claims)])
 
-# %% ../nbs/07a_paper.ipynb 28
+def verdict_counts(verdicts:pd.DataFrame):
+    "How many counted claims have each verdict (claims by construction and shared runs are not counted)."
+    return verdicts[verdicts.counted].verdict.value_counts().reindex(['consistent', 'contradicted', 'inconclusive'], fill_value=0)
+
+# %% ../nbs/07a_paper.ipynb 31
 def _with_unit(text:str, unit:str): return f'{text} {unit}' if unit else text
 
 def verdicts_markdown(verdicts:pd.DataFrame):
-    "The verdict table as Markdown: our mean ± std and the paper's difference, each with its unit."
+    "The verdict table as Markdown: our mean with its 95 % interval and the paper's difference, each with its unit."
     def ours(r):
         if not r.n: return 'n/a'
-        return _with_unit(f'{r.mean:+.3g}' + ('' if pd.isna(r.sd) else f' ± {r.sd:.3g}'), r.unit)
-    shown = verdicts.assign(ours=[ours(r) for r in verdicts.itertuples()],
+        ci = '' if pd.isna(r.ci_low) or r.ci_low == r.ci_high else f' [{r.ci_low:+.3g}, {r.ci_high:+.3g}]'
+        return _with_unit(f'{r.mean:+.3g}{ci}', r.unit)
+    def note(r):
+        if r.verdict == 'inconclusive' and not pd.isna(r.seeds_to_resolve): return f'inconclusive (~{int(r.seeds_to_resolve)} seeds would resolve it)'
+        if r.verdict == 'contradicted': return 'contradicted' + ('' if r.excludes_zero else ' (ours includes 0)')
+        return r.verdict + ('' if r.counted or r.verdict in ('by construction', 'not run here') else ' (same runs as above, not counted)')
+    shown = verdicts.assign(ours=[ours(r) for r in verdicts.itertuples()], verdict=[note(r) for r in verdicts.itertuples()],
                             paper=[_with_unit(f'{r.paper:+.3g}', r.unit) for r in verdicts.itertuples()])
-    return shown[['table', 'claim', 'ours', 'paper', 'n', 'verdict']].rename(columns=dict(n='seeds')).to_markdown(index=False)
+    return shown[['table', 'claim', 'ours', 'paper', 'n', 'verdict']].rename(columns=dict(ours='ours [95% CI]', n='seeds')).to_markdown(index=False)
 
 def plot_claims(verdicts:pd.DataFrame, title:str=''):
-    "A figure of the accuracy claims that ran: our mean difference (± 2 std) and the paper's, in percentage points."
+    "A figure of the accuracy claims that ran: our mean difference with its 95 % interval, and the paper's, in points."
     import matplotlib.pyplot as plt
     acc = verdicts[verdicts.claim.str.contains('ccuracy|Robust') & (verdicts.n > 0)]
     fig, ax = plt.subplots(figsize=(7, 0.35 * max(len(acc), 1) + 1))
     y = np.arange(len(acc))
-    ax.errorbar(acc['mean'], y, xerr=2 * acc['sd'].fillna(0), fmt='o', label='ours (± 2 std)')
+    err = np.nan_to_num(np.vstack([acc['mean'] - acc['ci_low'], acc['ci_high'] - acc['mean']]))
+    ax.errorbar(acc['mean'], y, xerr=err, fmt='o', label='ours (95% interval)')
     ax.plot(acc['paper'], y, 'rx', label='paper')
     ax.axvline(0, color='grey', lw=0.8); ax.set_yticks(y, acc.claim, fontsize=8); ax.set_xlabel('MID-L − baseline (percentage points)')
     ax.legend(fontsize=8); ax.set_title(title, fontsize=10)

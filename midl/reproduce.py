@@ -10,18 +10,18 @@ import numpy as np
 import pandas as pd
 import midl
 from typing import NamedTuple
-from .experiment import RunSpec, atomic_write, matches, sweep
-from .paper import DISPLAY, TABLE4_ROWS, baseline_name, model_name, with_paper, verdicts_markdown
+from .experiment import RunSpec, atomic_write, matches, sweep, quiet_latency_pass
+from .paper import DISPLAY, TABLE4_ROWS, baseline_name, model_name, with_paper, verdicts_markdown, verdict_counts, paper_in_cells
 
 # %% auto 0
-__all__ = ['SCALES', 'EPOCHS', 'SIZES', 'TABLE2_EPOCHS', 'ABLATION_CONFIG', 'ABLATIONS', 'PLANS', 'SMI_COLUMNS',
-           'TABLE5_SETTINGS', 'EXPERIMENT_NOTEBOOKS', 'REPRO_DATASETS', 'scale_settings', 'available_datasets',
-           'param_list', 'save_table', 'save_figure', 'layer_pair', 'table8_specs', 'main_specs', 'table2_specs',
-           'table3_specs', 'table4_specs', 'ablation_name', 'table6_specs', 'table7_specs', 'figure4_specs',
-           'Experiment', 'run_experiment', 'table_frame', 'metric', 'publish', 'mark_not_run', 'table8_frame',
-           'table3_frame', 'read_table', 'smi_table', 'report_notes', 'write_summary', 'efficiency_rows', 'UsageError',
-           'NotebookFailed', 'find_nbs', 'select_notebooks', 'writable_dir', 'run_notebook', 'missing_data',
-           'reproduce', 'main']
+__all__ = ['SCALES', 'EPOCHS', 'SIZES', 'SEEDS', 'TABLE2_EPOCHS', 'ABLATION_CONFIG', 'ABLATIONS', 'PLANS', 'SMI_COLUMNS',
+           'README_TABLES', 'TABLE5_SETTINGS', 'EXPERIMENT_NOTEBOOKS', 'REPRO_DATASETS', 'scale_settings',
+           'available_datasets', 'param_list', 'save_table', 'save_figure', 'layer_pair', 'table8_specs', 'main_specs',
+           'table2_specs', 'table3_specs', 'table4_specs', 'ablation_name', 'table6_specs', 'table7_specs',
+           'figure4_specs', 'Experiment', 'run_experiment', 'table_frame', 'metric', 'publish', 'mark_not_run',
+           'table8_frame', 'table3_frame', 'read_table', 'smi_table', 'report_notes', 'verdict_rule_text',
+           'write_summary', 'readme_results', 'update_readme', 'efficiency_rows', 'UsageError', 'NotebookFailed',
+           'find_nbs', 'select_notebooks', 'writable_dir', 'run_notebook', 'missing_data', 'reproduce', 'main']
 
 # %% ../nbs/08_reproduce.ipynb 6
 SCALES = dict(
@@ -32,11 +32,13 @@ SCALES = dict(
 EPOCHS = dict(full=dict(digits=40, mnist=10, fashion_mnist=10, kmnist=10, adult=10, imdb=3, cifar10=10, cifar100=10, svhn=10),
               default=dict(digits=30, mnist=4, fashion_mnist=4, kmnist=4, adult=4, imdb=1, cifar10=3, cifar100=3, svhn=3))
 SIZES = dict(digits=dict(n_train=None, n_test=None))   # smaller than the scales' subsets: always the whole set
+SEEDS = dict(full=dict(mnist=tuple(range(10))))        # 10 seeds where a claim was inconclusive at 5 and a run takes under a minute
 
 def scale_settings(scale:str, dataset:str):
     "Seeds, subset sizes and epochs for `dataset` at `scale`."
     if scale not in SCALES: raise ValueError(f"scale={scale!r} is not one of {list(SCALES)}")
     s = {**SCALES[scale], **SIZES.get(dataset, {})}
+    if dataset in SEEDS.get(scale, {}): s['seeds'] = SEEDS[scale][dataset]
     if s['epochs'] is None: s['epochs'] = EPOCHS[scale].get(dataset, 10)
     return s
 
@@ -171,14 +173,17 @@ class Experiment(NamedTuple):
     specs:list; records:list; here:list; missing:list
 
 def run_experiment(plan:str, datasets, scale:str='default', seeds=None, epochs=None, device='cpu', results_dir='results',
-                   workers:int=1, models_dir=None, run_missing:bool=True, **options):
-    "Keep the `datasets` the data cache has (printing those it lacks), build `PLANS[plan]`'s specs and `sweep` them."
+                   workers:int=1, models_dir=None, run_missing:bool=True, latency_threads:int=None, **options):
+    "Keep the `datasets` the data cache has (printing those it lacks), build `PLANS[plan]`'s specs and `sweep` them; with `latency_threads`, re-time latencies in a quiet pass."
     if plan not in PLANS: raise ValueError(f"plan={plan!r} is not one of {', '.join(PLANS)}")
     datasets, seeds = param_list(datasets, str, 'datasets'), param_list(seeds, int, 'seeds')   # as typed after papermill -p
     here = available_datasets(datasets); missing = [d for d in datasets if d not in here]
     print(f"running: {', '.join(here) or 'nothing'} | not run (data not available offline): {', '.join(missing) or 'none'}")
     specs = PLANS[plan](here, scale, seeds, device=device, epochs=epochs, **options) if here else []
     records = sweep(specs, results_dir, workers=workers, models_dir=models_dir, run_missing=run_missing) if specs else []
+    if records and latency_threads:                                  # after training, nothing else running: re-time, re-read
+        quiet_latency_pass(results_dir, threads=latency_threads)
+        records = sweep(specs, results_dir, run_missing=False, progress=False)
     print(f'{len(records)} of {len(specs)} runs have results')
     return Experiment(specs, records, here, missing)
 
@@ -248,10 +253,10 @@ def table3_frame(records, noises=(0., 0.2, 0.4, 0.6)):
     if len(t): t['seeds'] = ['/'.join(str(runs(row, n)) for n in noises) for row in t.index]
     return t
 
-def read_table(out_dir, name:str):
+def read_table(out_dir, name:str, index_col=0):
     "A table saved by `save_table` (its CSV), or an empty frame when there is none."
     p = Path(out_dir)/f'{name}.csv'
-    return pd.read_csv(p, index_col=0) if p.exists() and p.stat().st_size else pd.DataFrame()
+    return pd.read_csv(p, index_col=index_col) if p.exists() and p.stat().st_size else pd.DataFrame()
 
 # %% ../nbs/08_reproduce.ipynb 38
 SMI_COLUMNS = {'smi_selected': 'SMI (nats)', 'smi_output': 'SMI, whole output (nats)', 'activation_freq': 'Activation Freq (%)'}
@@ -278,16 +283,76 @@ def report_notes(records, verdicts:pd.DataFrame, scale:str):
         notes.append(f'{len(few)} claims rest on fewer than 5 seeds (see the seeds column): those runs had not finished when this report was made.')
     return notes
 
+def verdict_rule_text():
+    "The verdict rule in two sentences (README, report, summary)."
+    return ("Each claim is a paired difference, MID-L − baseline, per seed (same data, seed and settings); we report its mean "
+            "and 95 % t-interval. A claim is *consistent* when the paper's difference lies inside the interval and 0 does not, "
+            "*contradicted* when the paper's difference lies outside it, and *inconclusive* when the interval holds both "
+            "(or there is one measurement); values fixed by a setting are shown as *by construction* and not counted.")
+
 def write_summary(verdicts:pd.DataFrame, notes:list, out_dir, scale:str):
-    "Write the verdict table (`verdicts.csv`/`.md`) and `summary.md` into `out_dir`; returns the verdict counts."
-    counts = verdicts.verdict.value_counts()
-    text = (f'# midl reproduction summary (scale={scale})\n\n' + verdicts_markdown(verdicts) + '\n\n'
-            + '\n'.join(f'* {n}' for n in notes) + '\n\nVerdict counts:\n\n' + counts.to_markdown() + '\n')
-    save_table(verdicts.set_index('claim'), out_dir, 'verdicts', caption=f'Verdicts (scale={scale})')
+    "Write the verdict table (`verdicts.csv`/`.md`) and `summary.md` into `out_dir`; returns the counts of counted claims."
+    counts = verdict_counts(verdicts)
+    aside = {'by construction': (verdicts.verdict == 'by construction').sum(), 'not run here': (verdicts.verdict == 'not run here').sum(),
+             'same runs as another claim': (verdicts.counted == False).sum() - (verdicts.verdict.isin(['by construction', 'not run here'])).sum()}
+    text = (f'# midl reproduction summary (scale={scale})\n\n{verdict_rule_text()}\n\n' + verdicts_markdown(verdicts) + '\n\n'
+            + '\n'.join(f'* {n}' for n in notes) + f'\n\nVerdicts of the {counts.sum()} counted claims:\n\n' + counts.to_markdown()
+            + '\n\nNot counted: ' + ', '.join(f'{k} {v}' for k, v in aside.items()) + '.\n')
+    save_table(verdicts.set_index('table'), out_dir, 'verdicts', caption=f'Verdicts (scale={scale})')
     atomic_write(Path(out_dir)/'summary.md', lambda p: Path(p).write_text(text))
     return counts
 
 # %% ../nbs/08_reproduce.ipynb 45
+README_TABLES = [(8, 'table8', 'Table 8, every dataset (Robust Acc: trained with 20 % symmetric label noise)'),
+                 (2, 'table2', 'Table 2, overfitting stress (20 samples per class; Adult: 1000 samples)'),
+                 (3, 'table3', 'Table 3, CIFAR-10 with label noise and generated CIFAR-10-C (seeds per noise rate)'),
+                 (4, 'table4', 'Table 4, ablation on CIFAR-10 at top-k 50 %'),
+                 (6, 'table6', 'Table 6, sliced mutual information of the selected neurons (one model per row)'),
+                 (7, 'table7', 'Table 7, calibration on CIFAR-10')]
+_MARKS = ('<!-- results: begin (generated by 19_report from results/full; do not edit) -->', '<!-- results: end -->')
+
+def _md_table(df:pd.DataFrame):
+    return df.drop(columns=['data'], errors='ignore').fillna('').reset_index().to_markdown(index=False)
+
+def _efficiency_sentence(t5:pd.DataFrame):
+    if not len(t5) or 'MLP + Dropout' not in t5.index: return ''
+    base = t5.loc['MLP + Dropout']
+    parts = [f"{n} executes {t5.loc[n, 'flops_M'] / base.flops_M:.2f}× the FLOPs per sample of MLP + Dropout "
+             f"({t5.loc[n, 'flops_M']:.1f} M vs {base.flops_M:.1f} M; ideal {t5.loc[n, 'ideal_flops_M']:.1f} M) and takes "
+             f"{t5.loc[n, 'latency_ms'] / base.latency_ms:.2f}× its CPU latency at batch 64"
+             for n in t5.index if n.startswith('MID-L')]
+    return 'Table 5 (CIFAR-10 network, this CPU): ' + '; '.join(parts) + '.'
+
+def readme_results(out_dir, verdicts:pd.DataFrame, records=()):
+    "The README's results section, from the tables in `out_dir`, the verdict table and the records."
+    counts, seeds = verdict_counts(verdicts), sorted({r['spec']['seed'] for r in records})
+    epochs = {DISPLAY.get(d, d): sorted({r['spec']['epochs'] for r in records if r['spec']['dataset'] == d and r['spec']['tag'] == 'table8'})
+              for d in dict.fromkeys(r['spec']['dataset'] for r in records)}
+    out = [verdict_rule_text(),
+           f"Of the {counts.sum()} claims we could test, {counts['consistent']} are consistent with the paper, "
+           f"{counts['contradicted']} contradicted and {counts['inconclusive']} inconclusive; "
+           f"{(verdicts.verdict == 'by construction').sum()} more are fixed by construction and "
+           f"{(verdicts.verdict == 'not run here').sum()} could not be run here (their data is not available offline).",
+           f"{len(records)} result records, seeds {seeds[0]}–{seeds[-1]}; Table 8 epochs: "
+           + ', '.join(f"{d} {'/'.join(map(str, e))}" for d, e in epochs.items() if e) + '.' if records else '']
+    for no, name, caption in README_TABLES:
+        t = read_table(out_dir, f'{name}_ours', index_col=[0, 1])
+        if len(t): out.append(f'{caption}; ours (paper):\n\n' + _md_table(paper_in_cells(t, no)))
+    out.append(_efficiency_sentence(read_table(out_dir, 'table5_side_by_side')))
+    counted = verdicts[verdicts.counted | (verdicts.verdict == 'by construction')]
+    out.append('Every claim with our paired difference and its 95 % interval:\n\n' + verdicts_markdown(counted))
+    return '\n\n'.join(o for o in out if o) + '\n'
+
+def update_readme(readme, text:str):
+    "Replace the part of `readme` between the results marker lines with `text` (atomically)."
+    readme = Path(readme); s = readme.read_text()
+    if _MARKS[0] not in s or _MARKS[1] not in s:
+        raise ValueError(f"{readme} lacks the marker lines {_MARKS[0]!r} and {_MARKS[1]!r}; put them where the results go")
+    head, rest = s.split(_MARKS[0], 1); tail = rest.split(_MARKS[1], 1)[1]
+    atomic_write(readme, lambda p: Path(p).write_text(f'{head}{_MARKS[0]}\n{text}{_MARKS[1]}{tail}'))
+    return readme
+
+# %% ../nbs/08_reproduce.ipynb 48
 def efficiency_rows(settings, input_shape=(3, 32, 32), n_classes=10, batch=64, repeats=30, device='cpu', seed=0, warmup=10):
     "One row of FLOPs/latency/memory per `(name, layer, config)` in `settings`, measured at batch `batch`."
     import torch
@@ -312,7 +377,7 @@ def efficiency_rows(settings, input_shape=(3, 32, 32), n_classes=10, batch=64, r
                          latency_ms=t['median_ms'], latency_iqr_ms=t['iqr_ms'], memory_MB=peak_memory_mb(m, xb)))
     return pd.DataFrame(rows).set_index('model')
 
-# %% ../nbs/08_reproduce.ipynb 48
+# %% ../nbs/08_reproduce.ipynb 51
 TABLE5_SETTINGS = [('MLP + Dropout', 'dense', dict(p=0.5)),
                    ('Concrete Dropout', 'concrete_dropout', {}),
                    ('Switch Transformer', 'switch', {}),
@@ -320,7 +385,7 @@ TABLE5_SETTINGS = [('MLP + Dropout', 'dense', dict(p=0.5)),
                    ('MID-L (§4.4)', 'midl', dict(top_k=0.5, variant='section_4_4'))]
 
 
-# %% ../nbs/08_reproduce.ipynb 51
+# %% ../nbs/08_reproduce.ipynb 54
 EXPERIMENT_NOTEBOOKS = ('10_table8.ipynb', '11_table2.ipynb', '12_table3.ipynb', '13_table5.ipynb', '14_table4.ipynb',
                         '15_table6.ipynb', '16_table7.ipynb', '17_figure4.ipynb', '19_report.ipynb')
 REPRO_DATASETS = ('mnist', 'fashion_mnist', 'adult', 'imdb', 'cifar10', 'cifar100', 'svhn')   # used besides `digits`
@@ -358,7 +423,7 @@ def writable_dir(path, what:str='--out') -> Path:
     except OSError as e: raise UsageError(f"{what} {path}: cannot write there ({e.strerror or e}); choose a writable folder") from None
     return p
 
-# %% ../nbs/08_reproduce.ipynb 54
+# %% ../nbs/08_reproduce.ipynb 57
 def run_notebook(src:Path, dst:Path, params:dict, cwd:Path):
     "Execute `src` with papermill and those of `params` its parameters cell declares, into `dst` (kernel python3)."
     try:

@@ -36,7 +36,7 @@ def test_failed_write_cleans_up(tmp_path):
 
 def test_sweep_resumes_and_skips_done(tmp_path, monkeypatch):
     calls = []
-    def fake_run(spec, root=None, model_path=None):
+    def fake_run(spec, root=None, model_path=None, workers=1):
         calls.append(spec.seed)
         if spec.seed == 2 and len([c for c in calls if c == 2]) == 1: raise RuntimeError('interrupted')
         return dict(spec=spec.asdict(), key=spec.key, metrics=dict(accuracy=0.5 + spec.seed / 10))
@@ -69,7 +69,7 @@ def test_parallel_sweep_matches_serial(tmp_path):
 def fake_runs(monkeypatch, fail=()):
     "Replace `run` by a fast fake that records the seeds it ran and fails for the seeds in `fail`."
     calls = []
-    def fake_run(spec, root=None, model_path=None):
+    def fake_run(spec, root=None, model_path=None, workers=1):
         calls.append(spec.seed)
         if spec.seed in fail: raise ValueError('n=2000 must be in 1..1347')
         return dict(spec=spec.asdict(), key=spec.key, metrics=dict(accuracy=spec.seed / 10))
