@@ -117,9 +117,12 @@ class MIDLayer(nn.Module):
         return self.mix(ah, self.f1(x), self.f2(x))
 
     def gate(self, x):
-        "$\\hat\\alpha$ for input `x` (..., in features): `select`, then dropout, statistics and the schedule step."
+        "$\\hat\\alpha$ for input `x` (..., in features): `select`, then `after_select`."
         self._check_input(x)
-        ah, m = self.select(x)
+        return self.after_select(*self.select(x))
+
+    def after_select(self, ah, m):
+        "Dropout on $\\hat\\alpha$, statistics of the mask `m` and the schedule step; returns $\\hat\\alpha$."
         ah = self.alpha_drop(ah)                                     # dropout on alpha_hat (training only)
         if self.track_stats: self._record(m, ah)
         if self.training and self.schedule: self.step += 1
