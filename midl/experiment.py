@@ -17,13 +17,13 @@ import torch
 from tqdm import tqdm
 import midl
 from .train import TrainConfig, fit, evaluate, get_device
-from .metrics import executed_flops, ideal_flops, latency, peak_memory_mb, time_forward, time_summary
+from .metrics import executed_flops, ideal_flops, latency, peak_memory_mb, time_round_robin
 
 # %% auto 0
 __all__ = ['RunSpec', 'atomic_write', 'write_json_atomic', 'read_json', 'prepare_data', 'build', 'git_state', 'environment',
            'efficiency', 'Trained', 'train_spec', 'provenance', 'run', 'robust_accuracy', 'result_path', 'model_path',
            'NotReproducedWarning', 'restore_model', 'load_model', 'RunsFailedError', 'sweep', 'load_results',
-           'quiet_latency_pass', 'records_frame', 'matches']
+           'records_frame', 'pair_key', 'matches', 'quiet_latency_pass']
 
 # %% ../nbs/07_experiment.ipynb 6
 @dataclass(frozen=True)
@@ -390,43 +390,6 @@ def load_results(results_dir, tag:str=None):
     return [r for r in recs if tag is None or r['spec'].get('tag') == tag]
 
 # %% ../nbs/07_experiment.ipynb 35
-def _comparison(rec): return tuple((k, str(v)) for k, v in sorted(rec['spec'].items()) if k not in ('layer', 'layer_config'))
-
-@torch.no_grad()
-def _time_round_robin(models, x, warmup:int, repeats:int):
-    for m in models:
-        for _ in range(warmup): m(x)
-    times = [[] for _ in models]
-    for _ in range(repeats):
-        for m, t in zip(models, times): t.append(time_forward(m, x))
-    return [time_summary(t) for t in times]
-
-def quiet_latency_pass(results_dir, threads:int=1, repeats:int=30, warmup:int=5, root=None, redo:bool=False, progress:bool=True):
-    "Re-time every record in `results_dir` without a `latency_pass` (all with `redo`) in this process; returns how many."
-    from midl import data as D
-    todo = [r for r in load_results(results_dir) if redo or 'latency_pass' not in r]
-    groups = {}
-    for r in todo: groups.setdefault(_comparison(r), []).append(r)
-    before = torch.get_num_threads(); torch.set_num_threads(threads)
-    try:
-        sets = {}
-        for rs in tqdm(groups.values(), desc='quiet latency pass', disable=not progress):
-            specs = [RunSpec(**r['spec']) for r in rs]
-            ds = specs[0].dataset
-            if ds not in sets: sets[ds] = (D.get_dataset(ds, train=True, root=root), D.get_dataset(ds, train=False, root=root))
-            train, test = sets[ds]
-            models = [build(s, train).eval() for s in specs]
-            x = test[0][0][None].repeat(specs[0].latency_batch, *[1] * test[0][0].ndim)
-            for r, t in zip(rs, _time_round_robin(models, x, warmup, repeats)):
-                r['latency_during_training'] = {k: r['metrics'].get(k) for k in ('latency_ms', 'latency_iqr_ms')}
-                r['metrics'].update(latency_ms=t['median_ms'], latency_iqr_ms=t['iqr_ms'])
-                r['latency_pass'] = dict(threads=threads, repeats=repeats, warmup=warmup, round_robin_with=len(rs), host=_HOST,
-                                         torch=torch.__version__, finished=datetime.now(timezone.utc).isoformat(timespec='seconds'))
-                write_json_atomic(r, result_path(results_dir, RunSpec(**r['spec'])))
-    finally: torch.set_num_threads(before)
-    return len(todo)
-
-# %% ../nbs/07_experiment.ipynb 38
 def records_frame(records):
     "One row per record: spec fields, `layer_config` entries prefixed `cfg_`, and metrics."
     rows = []
@@ -437,8 +400,38 @@ def records_frame(records):
         rows.append(row)
     return pd.DataFrame(rows)
 
+def pair_key(rec):
+    "Everything in a record's spec except the hidden layer: runs with equal keys form a comparison."
+    return tuple((k, str(v)) for k, v in sorted(rec['spec'].items()) if k not in ('layer', 'layer_config'))
+
 def matches(rec:dict, where=None):
     "Whether `rec`'s spec has every field of `where` (a dict); a list or tuple of dicts: any of them; None: every record."
     if where is None: return True
     if isinstance(where, dict): return all(rec['spec'].get(k) == v for k, v in where.items())
     return any(matches(rec, w) for w in where)
+
+# %% ../nbs/07_experiment.ipynb 38
+def quiet_latency_pass(results_dir, threads:int=1, repeats:int=30, warmup:int=5, root=None, redo:bool=False, progress:bool=True):
+    "Re-time every record in `results_dir` without a `latency_pass` (all with `redo`) in this process; returns how many."
+    from midl import data as D
+    todo = [r for r in load_results(results_dir) if redo or 'latency_pass' not in r]
+    groups = {}
+    for r in todo: groups.setdefault(pair_key(r), []).append(r)
+    before = torch.get_num_threads(); torch.set_num_threads(threads)
+    try:
+        sets = {}
+        for rs in tqdm(groups.values(), desc='quiet latency pass', disable=not progress):
+            specs = [RunSpec(**r['spec']) for r in rs]
+            ds = specs[0].dataset
+            if ds not in sets: sets[ds] = (D.get_dataset(ds, train=True, root=root), D.get_dataset(ds, train=False, root=root))
+            train, test = sets[ds]
+            models = [build(s, train).eval() for s in specs]
+            x = test[0][0][None].repeat(specs[0].latency_batch, *[1] * test[0][0].ndim)
+            for r, t in zip(rs, time_round_robin(models, x, warmup, repeats)):
+                r['latency_during_training'] = {k: r['metrics'].get(k) for k in ('latency_ms', 'latency_iqr_ms')}
+                r['metrics'].update(latency_ms=t['median_ms'], latency_iqr_ms=t['iqr_ms'])
+                r['latency_pass'] = dict(threads=threads, repeats=repeats, warmup=warmup, round_robin_with=len(rs), host=_HOST,
+                                         torch=torch.__version__, finished=datetime.now(timezone.utc).isoformat(timespec='seconds'))
+                write_json_atomic(r, result_path(results_dir, RunSpec(**r['spec'])))
+    finally: torch.set_num_threads(before)
+    return len(todo)

@@ -8,8 +8,8 @@ import torch
 import torch.nn.functional as F
 
 # %% auto 0
-__all__ = ['MIDL_PARAM_NAMES', 'dense_forward', 'dense_grads', 'dropout_dense_forward', 'dropout_dense_grads', 'topk_mask',
-           'midl_params', 'midl_forward', 'midl_grads']
+__all__ = ['MIDL_PARAM_NAMES', 'dense_forward', 'dense_grads', 'dropout_dense_forward', 'dropout_dense_grads', 'topk_indices',
+           'topk_mask', 'midl_params', 'midl_forward', 'midl_grads']
 
 # %% ../nbs/00_math.ipynb 8
 def dense_forward(x, W, b):
@@ -37,10 +37,14 @@ def dropout_dense_grads(x, W, b, mask, G, scale=1.0):
     return dict(W=g['W'], b=g['b'], x=scale * mask * g['x'])  # dL/dX = s M ⊙ (Delta W)
 
 # %% ../nbs/00_math.ipynb 18
-def topk_mask(alpha, k):
-    "The 0/1 mask $M$ that keeps the `k` largest entries of each row (last dimension) of `alpha`; NaN ranks lowest."
+def topk_indices(alpha, k):
+    "Indices of the `k` largest entries of each row (last dimension) of `alpha`; NaN ranks lowest."
     rank = alpha.masked_fill(alpha.isnan(), float('-inf'))  # NaN below every number (torch.topk puts it above +inf)
-    idx = rank.topk(k, dim=-1).indices                  # indices of the k largest alpha per row
+    return rank.topk(k, dim=-1).indices                 # indices of the k largest alpha per row
+
+def topk_mask(alpha, k, idx=None):
+    "The 0/1 mask $M$ that keeps the `k` largest entries of each row of `alpha` (or the given `topk_indices` `idx`)."
+    idx = topk_indices(alpha, k) if idx is None else idx
     return torch.zeros_like(alpha).scatter_(-1, idx, 1.0)  # M_ni = 1 iff alpha_ni is in the row's top k
 
 # %% ../nbs/00_math.ipynb 22

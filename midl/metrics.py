@@ -13,8 +13,8 @@ from .core import midl_layers, tracking, evaluating, anr
 
 # %% auto 0
 __all__ = ['accuracy', 'f1_macro', 'activation_stats', 'rnn_flops', 'executed_flops', 'ideal_flops', 'time_forward',
-           'time_summary', 'latency', 'peak_memory_mb', 'reliability', 'ece', 'brier_score', 'random_directions',
-           'sliced_mi', 'neuron_mi', 'collect_features', 'tsne']
+           'time_summary', 'time_round_robin', 'latency', 'peak_memory_mb', 'reliability', 'ece', 'brier_score',
+           'random_directions', 'sliced_mi', 'neuron_mi', 'collect_features', 'tsne']
 
 # %% ../nbs/05_metrics.ipynb 6
 def _np(a): return a.detach().cpu().numpy() if isinstance(a, torch.Tensor) else np.asarray(a)
@@ -104,12 +104,18 @@ def time_summary(ts):
     return dict(median_ms=float(q[1]), iqr_ms=float(q[2] - q[0]), min_ms=min(ts), max_ms=max(ts), repeats=len(ts))
 
 @torch.no_grad()
+def time_round_robin(models, x, warmup:int=10, repeats:int=50):
+    "`time_summary` of each of `models` on `x`, timed in turns (one call of each per round), so drift falls on all of them."
+    for m in models:
+        for _ in range(warmup): m(x)
+    times = [[] for _ in models]
+    for _ in range(repeats):
+        for m, t in zip(models, times): t.append(time_forward(m, x))
+    return [time_summary(t) for t in times]
+
 def latency(model:nn.Module, x, warmup:int=10, repeats:int=50):
-    "Forward-pass time of `model(x)` in ms: median, IQR, min, max over `repeats` synchronised calls."
-    with evaluating(model):
-        for _ in range(warmup): model(x)
-        ts = [time_forward(model, x) for _ in range(repeats)]
-    return time_summary(ts)
+    "Forward-pass time of `model(x)` in ms (evaluation mode): median, IQR, min, max over `repeats` synchronised calls."
+    with evaluating(model): return time_round_robin([model], x, warmup, repeats)[0]
 
 # %% ../nbs/05_metrics.ipynb 21
 def _bytes(t): return t.numel() * t.element_size()
