@@ -11,8 +11,8 @@ from torch import nn
 from .math import topk_mask
 
 # %% auto 0
-__all__ = ['VARIANTS', 'resolve_top_k', 'TopKSchedule', 'make_paths', 'MIDLayer', 'midl_layers', 'tracking', 'evaluating', 'anr',
-           'MIDChannels']
+__all__ = ['VARIANTS', 'RANK_RULES', 'resolve_top_k', 'TopKSchedule', 'f1_rank', 'make_paths', 'MIDLayer', 'midl_layers',
+           'tracking', 'evaluating', 'anr', 'MIDChannels']
 
 # %% ../nbs/01_core.ipynb 6
 def resolve_top_k(top_k, d):
@@ -59,6 +59,8 @@ class TopKSchedule:
 
 # %% ../nbs/01_core.ipynb 14
 VARIANTS = ('appendix_a', 'section_4_4')
+RANK_RULES = dict(min_dim=lambda d_in, d_out: min(d_in, d_out) // 2,   # low rank whatever the shape (default)
+                  d_in=lambda d_in, d_out: d_in // 2)                   # model version 1: d_in / 2, full rank when d_in >= 2 d_out
 
 def _check_width(name, v):
     "`v` as an int if it is a valid layer width (a positive int), else an error naming the argument `name`."
@@ -67,19 +69,25 @@ def _check_width(name, v):
     if v < 1: raise ValueError(f"{name}={v} is not a valid width: a layer needs at least 1 feature; pass {name} >= 1")
     return int(v)
 
-def make_paths(d_in, d_out, variant='appendix_a', rank=None, f2_hidden=None, bias=True):
+def f1_rank(d_in:int, d_out:int, rank:int=None, rank_rule:str='min_dim'):
+    "$f_1$'s rank $r$ in the §4.4 variant: `rank` if given, else `RANK_RULES[rank_rule]` (at least 1)."
+    if rank is not None: return _check_width('rank', rank)
+    if rank_rule not in RANK_RULES: raise ValueError(f"rank_rule={rank_rule!r} is not one of {list(RANK_RULES)}")
+    return max(1, RANK_RULES[rank_rule](d_in, d_out))                 # r = min(d_in, d_out) / 2 by default
+
+def make_paths(d_in, d_out, variant='appendix_a', rank=None, f2_hidden=None, bias=True, rank_rule:str='min_dim'):
     "The `(f1, f2)` modules of the paper's `variant` for a `d_in` → `d_out` layer."
     d_in, d_out = _check_width('d_in', d_in), _check_width('d_out', d_out)
     if variant == 'appendix_a': return nn.Linear(d_in, d_out, bias), nn.Linear(d_in, d_out, bias)
     if variant == 'section_4_4':
-        r = max(1, d_in // 2) if rank is None else _check_width('rank', rank)          # f1's rank: d_in / 2
+        r = f1_rank(d_in, d_out, rank, rank_rule)                                        # f1's rank r
         h = d_out if f2_hidden is None else _check_width('f2_hidden', f2_hidden)        # f2's hidden width: d_out
         f1 = nn.Sequential(nn.Linear(d_in, r, bias), nn.Linear(r, d_out, bias))               # d_in -> r -> d_out
         f2 = nn.Sequential(nn.Linear(d_in, h, bias), nn.ReLU(), nn.Linear(h, d_out, bias))    # 2-layer MLP
         return f1, f2
     raise ValueError(f"variant={variant!r} is not one of {VARIANTS}")
 
-# %% ../nbs/01_core.ipynb 19
+# %% ../nbs/01_core.ipynb 20
 class MIDLayer(nn.Module):
     "MID-L: $y = \\hat\\alpha\\odot f_1(x) + (1-\\hat\\alpha)\\odot f_2(x)$ with $\\hat\\alpha$ the top-k of $\\sigma(\\mathrm{alpha\\_proj}(x))$."
     stes = ('masked', 'identity')
@@ -89,7 +97,8 @@ class MIDLayer(nn.Module):
                  variant:str='appendix_a', # 'appendix_a' (linear f1, f2) or 'section_4_4' (low-rank f1, MLP f2)
                  alpha_dropout:float=0.1, # dropout on alpha_hat in training (§4.4); 0 disables
                  ste:str='masked', # gradient through the mask: 'masked' (Appendix A) or 'identity' (straight-through)
-                 rank:int=None, f2_hidden:int=None, # §4.4 sizes: f1's rank (dim//2) and f2's hidden width (out_dim)
+                 rank:int=None, f2_hidden:int=None, # §4.4 sizes: f1's rank (see `f1_rank`) and f2's hidden width (out_dim)
+                 rank_rule:str='min_dim', # §4.4 rank when `rank` is None: 'min_dim' (min(dim, out_dim)//2) or 'd_in' (dim//2)
                  f1:nn.Module=None, f2:nn.Module=None, # custom paths (override `variant`)
                  gate:nn.Module=None, # gate logits x -> (..., out_dim), kept as `alpha_proj` (default: Linear(dim, out_dim))
                  bias:bool=True,
@@ -101,7 +110,7 @@ class MIDLayer(nn.Module):
         if ste not in self.stes: raise ValueError(f"ste={ste!r} is not one of {self.stes}")
         if not 0 <= alpha_dropout < 1: raise ValueError(f"alpha_dropout={alpha_dropout} must be in [0, 1)")
         self.variant, self.ste, self.anr_threshold, self.track_stats = variant, ste, anr_threshold, track_stats
-        p1, p2 = make_paths(dim, self.out_features, variant, rank, f2_hidden, bias) if f1 is None or f2 is None else (f1, f2)
+        p1, p2 = make_paths(dim, self.out_features, variant, rank, f2_hidden, bias, rank_rule) if f1 is None or f2 is None else (f1, f2)
         self.f1, self.f2 = (p1 if f1 is None else f1), (p2 if f2 is None else f2)
         self.alpha_proj = nn.Linear(dim, self.out_features, bias) if gate is None else gate
         self.alpha_drop = nn.Dropout(alpha_dropout)
@@ -186,7 +195,7 @@ class MIDLayer(nn.Module):
         return (f"{self.in_features} -> {self.out_features}, top_k={top!r}, variant={self.variant!r}, "
                 f"alpha_dropout={self.alpha_drop.p}, ste={self.ste!r}")
 
-# %% ../nbs/01_core.ipynb 51
+# %% ../nbs/01_core.ipynb 52
 def midl_layers(model:nn.Module):
     "All `MIDLayer`s inside `model` (including `model` itself), in module order."
     return [m for m in model.modules() if isinstance(m, MIDLayer)]
@@ -220,7 +229,7 @@ def anr(model:nn.Module):
     tot = sum(int(l.n_rows) * l.out_features for l in layers)
     return act / tot if tot else float('nan')
 
-# %% ../nbs/01_core.ipynb 60
+# %% ../nbs/01_core.ipynb 61
 class MIDChannels(nn.Module):
     "MID-L over the channels of (B, C, H, W) feature maps; `gate='pool'` picks k channels per sample, 'pixel' per position."
     gates = ('pool', 'pixel')

@@ -18,12 +18,13 @@ from tqdm import tqdm
 import midl
 from .train import TrainConfig, fit, evaluate, get_device
 from .metrics import executed_flops, ideal_flops, latency, peak_memory_mb, time_round_robin
+from .models import MODEL_VERSION
 
 # %% auto 0
-__all__ = ['RunSpec', 'atomic_write', 'write_json_atomic', 'read_json', 'prepare_data', 'build', 'git_state', 'environment',
-           'efficiency', 'Trained', 'train_spec', 'provenance', 'run', 'robust_accuracy', 'result_path', 'model_path',
-           'NotReproducedWarning', 'restore_model', 'load_model', 'RunsFailedError', 'sweep', 'load_results',
-           'records_frame', 'pair_key', 'matches', 'quiet_latency_pass']
+__all__ = ['RunSpec', 'record_spec', 'atomic_write', 'write_json_atomic', 'read_json', 'prepare_data', 'build', 'git_state',
+           'environment', 'efficiency', 'Trained', 'train_spec', 'provenance', 'run', 'robust_accuracy', 'result_path',
+           'model_path', 'NotReproducedWarning', 'restore_model', 'load_model', 'RunsFailedError', 'sweep',
+           'load_results', 'records_frame', 'pair_key', 'matches', 'quiet_latency_pass']
 
 # %% ../nbs/07_experiment.ipynb 6
 @dataclass(frozen=True)
@@ -46,6 +47,7 @@ class RunSpec:
     device:str = 'cpu'
     latency_batch:int = 64              # batch size for latency and memory (Table 5 uses 64)
     tag:str = ''                        # the experiment this run belongs to, e.g. 'table2'
+    model_version:int = MODEL_VERSION   # the layer defaults the model is built with (`midl.models.VERSION_DEFAULTS`)
 
     def asdict(self): return {f.name: getattr(self, f.name) for f in fields(self)}
 
@@ -54,6 +56,10 @@ class RunSpec:
         "A file-name-safe identifier: readable fields plus a hash of all fields."
         h = hashlib.sha1(json.dumps(self.asdict(), sort_keys=True, default=str).encode()).hexdigest()[:10]
         return f"{self.tag or 'run'}-{self.dataset}-{self.layer}-s{self.seed}-{h}"
+
+def record_spec(rec:dict):
+    "The `RunSpec` of result record `rec`; a record without `model_version` was made before it existed: version 1."
+    return RunSpec(**{'model_version': 1, **rec['spec']})
 
 # %% ../nbs/07_experiment.ipynb 9
 def atomic_write(path, write):
@@ -105,7 +111,7 @@ def build(spec:RunSpec, train):
     "The spec's backbone with its hidden-layer kind, built from the training set."
     from midl.models import build_model
     torch.manual_seed(spec.seed)
-    return build_model(train, layer=spec.layer, **spec.model_config, **spec.layer_config)
+    return build_model(train, layer=spec.layer, model_version=spec.model_version, **spec.model_config, **spec.layer_config)
 
 # %% ../nbs/07_experiment.ipynb 14
 def git_state(path=None):
@@ -421,7 +427,7 @@ def quiet_latency_pass(results_dir, threads:int=1, repeats:int=30, warmup:int=5,
     try:
         sets = {}
         for rs in tqdm(groups.values(), desc='quiet latency pass', disable=not progress):
-            specs = [RunSpec(**r['spec']) for r in rs]
+            specs = [record_spec(r) for r in rs]
             ds = specs[0].dataset
             if ds not in sets: sets[ds] = (D.get_dataset(ds, train=True, root=root), D.get_dataset(ds, train=False, root=root))
             train, test = sets[ds]
@@ -432,6 +438,6 @@ def quiet_latency_pass(results_dir, threads:int=1, repeats:int=30, warmup:int=5,
                 r['metrics'].update(latency_ms=t['median_ms'], latency_iqr_ms=t['iqr_ms'])
                 r['latency_pass'] = dict(threads=threads, repeats=repeats, warmup=warmup, round_robin_with=len(rs), host=_HOST,
                                          torch=torch.__version__, finished=datetime.now(timezone.utc).isoformat(timespec='seconds'))
-                write_json_atomic(r, result_path(results_dir, RunSpec(**r['spec'])))
+                write_json_atomic(r, result_path(results_dir, record_spec(r)))
     finally: torch.set_num_threads(before)
     return len(todo)

@@ -13,8 +13,9 @@ from .math import topk_mask
 
 # %% auto 0
 __all__ = ['LAYERS', 'HiddenBlock', 'Dense', 'MIDBlock', 'ConcreteDropout', 'DyReLU', 'load_balancing_loss', 'SwitchFFN',
-           'LoRAMoE', 'GateAblation', 'RandomTopK', 'FixedAlpha', 'ConstantGate', 'ZeroPath', 'PathOnly', 'F1Only',
-           'F2Only', 'GumbelGate', 'layer_options', 'make_layer', 'hidden_blocks', 'collect_aux_loss', 'model_anr']
+           'LoRAMoE', 'GateAblation', 'sample_keys', 'RandomTopK', 'FixedAlpha', 'ConstantGate', 'ZeroPath', 'PathOnly',
+           'F1Only', 'F2Only', 'GumbelGate', 'layer_options', 'make_layer', 'hidden_blocks', 'collect_aux_loss',
+           'model_anr']
 
 # %% ../nbs/03_layers.ipynb 7
 def _zero(m:nn.Module):
@@ -220,21 +221,58 @@ class GateAblation(MIDBlock):
     # subclasses override `select(x) -> (alpha_hat, mask)`; `MIDLayer.gate` adds dropout, statistics, schedule
 
 # %% ../nbs/03_layers.ipynb 46
+_P = 2**31 - 1                                                   # a prime: keys and scores are residues mod P
+_HASH_COEFFS = {}
+
+def _hash_coeffs(n:int, device):
+    "The fixed random coefficients $c_1..c_n \\in [1, P)$ of the byte hash for rows of `n` bytes."
+    if (n, str(device)) not in _HASH_COEFFS:
+        g = torch.Generator().manual_seed(n)
+        _HASH_COEFFS[n, str(device)] = torch.randint(1, _P, (n,), generator=g).to(device)
+    return _HASH_COEFFS[n, str(device)]
+
+@torch.no_grad()
+def sample_keys(x:torch.Tensor):
+    "One key in $[0, P)$ per row of `x` (B, ...): a random linear hash of the row's bytes; equal rows get equal keys."
+    b = x.detach().reshape(len(x), -1).contiguous().view(torch.uint8).long()   # the row's bytes, (B, n)
+    return ((b * _hash_coeffs(b.shape[1], x.device)) % _P).sum(1) % _P         # h = sum_i c_i byte_i mod P
+
+
+# %% ../nbs/03_layers.ipynb 49
 class RandomTopK(GateAblation):
-    "Table 4 'No $\\alpha$ gating': a uniformly random top-k mask per row, $\\hat\\alpha = M$, independent of the input."
+    "Table 4 'No $\\alpha$ gating': a random top-k mask per sample (`mask='sample'`) or per call (`'step'`), $\\hat\\alpha = M$; no gate."
+    masks = ('sample', 'step')
     def __init__(self, in_features:int, out_features:int, top_k=0.5,
-                 eval_seed:int=0, # seed of the masks drawn in evaluation mode (deterministic eval)
+                 mask:str='sample', # 'sample': fixed per sample (§5.3); 'step': fresh at every training call (model version 1)
+                 seed:int=0, # mask='step': seed of the masks drawn in evaluation mode (deterministic eval)
                  **kwargs):
+        if mask not in self.masks: raise ValueError(f"mask={mask!r} is not one of {self.masks}")
         super().__init__(in_features, out_features, top_k, **kwargs)
-        self.alpha_proj, self.eval_seed = None, eval_seed        # no learned gate
+        self.alpha_proj, self.mask, self.seed, self.sample_keys = None, mask, seed, None   # no learned gate
+        if mask == 'sample':                                     # u_j = (a_j h + b_j) mod P: this layer's own draw
+            self.register_buffer('mask_a', torch.randint(1, _P, (out_features,)))
+            self.register_buffer('mask_b', torch.randint(0, _P, (out_features,)))
+
+    @property
+    def needs_sample_keys(self): return self.mask == 'sample'
+
+    def scores(self, x):
+        "The uniform scores $u$ whose top-k is the mask, one row per row of `x`."
+        if self.mask == 'sample':
+            lead = x.shape[:-1]
+            if self.sample_keys is None: h = sample_keys(x.reshape(-1, x.shape[-1])).reshape(lead)   # each row of x itself
+            else: h = self.sample_keys.to(x.device).reshape((-1,) + (1,) * (len(lead) - 1)).expand(lead)   # one key per sample
+            return ((h[..., None] * self.mask_a + self.mask_b) % _P).double()   # u_j = (a_j h + b_j) mod P
+        g = None if self.training else torch.Generator(x.device).manual_seed(self.seed)
+        return torch.rand(x.shape[:-1] + (self.out_features,), generator=g, device=x.device)   # u ~ U(0, 1)
 
     def select(self, x):
-        g = None if self.training else torch.Generator(x.device).manual_seed(self.eval_seed)
-        u = torch.rand(x.shape[:-1] + (self.out_features,), generator=g, device=x.device)   # u ~ U(0, 1)
-        m = topk_mask(u, self.k).to(x.dtype)                     # k uniformly random neurons per row
+        m = topk_mask(self.scores(x), self.k).to(x.dtype)       # k uniformly random neurons per row
         return m, m                                              # alpha_hat = M
 
-# %% ../nbs/03_layers.ipynb 50
+    def extra_repr(self): return super().extra_repr() + f", mask={self.mask!r}"
+
+# %% ../nbs/03_layers.ipynb 55
 class FixedAlpha(GateAblation):
     "Table 4 'Fixed $\\alpha=0.5$': $\\hat\\alpha = c\\,M$ on MID-L's top-k selection (straight-through gradient to the gate)."
     def __init__(self, in_features:int, out_features:int, top_k=0.5,
@@ -249,7 +287,7 @@ class FixedAlpha(GateAblation):
         g = self._ste(alpha, m)                                  # carries MID-L's gradient
         return self.alpha_value * m + (g - g.detach()), m        # value c M, gradient of alpha ⊙ M
 
-# %% ../nbs/03_layers.ipynb 54
+# %% ../nbs/03_layers.ipynb 59
 class ConstantGate(nn.Module):
     "Gate logits that ignore the input: $+\\infty$ (`open`, $\\alpha\\equiv 1$) or $-\\infty$ ($\\alpha\\equiv 0$); no parameters."
     def __init__(self, out_features:int, open:bool=True):
@@ -272,8 +310,9 @@ class PathOnly(MIDBlock):
     "Table 4 'F1 only' / 'F2 only': MID-L with a constant gate and a zero second path, $z = F_1(x)$ or $F_2(x)$; every neuron counts as active."
     path = 'f1'
     def __init__(self, in_features:int, out_features:int, top_k=1.0, variant:str='appendix_a', rank:int=None,
-                 f2_hidden:int=None, bias:bool=True, alpha_dropout:float=0., anr_threshold:float=None, **kwargs):
-        f1, f2 = make_paths(in_features, out_features, variant, rank, f2_hidden, bias)
+                 f2_hidden:int=None, bias:bool=True, alpha_dropout:float=0., anr_threshold:float=None,
+                 rank_rule:str='min_dim', **kwargs):
+        f1, f2 = make_paths(in_features, out_features, variant, rank, f2_hidden, bias, rank_rule)
         nn.Linear(in_features, out_features, bias)              # MID-L's gate, drawn and dropped: same random numbers as `midl`
         f1_only, zero = self.path == 'f1', ZeroPath(out_features)
         super().__init__(in_features, out_features, top_k=1.0, variant=variant, bias=bias, alpha_dropout=0.,
@@ -289,7 +328,7 @@ class F2Only(PathOnly):
     "Table 4 'F2 only': $a = \\phi(F_2(x))$."
     path = 'f2'
 
-# %% ../nbs/03_layers.ipynb 59
+# %% ../nbs/03_layers.ipynb 64
 class GumbelGate(GateAblation):
     "Table 4 'Gumbel-Softmax gating': $\\alpha = \\sigma((\\ell + g_1 - g_0)/\\tau)$ sampled in training, then MID-L's top-k."
     def __init__(self, in_features:int, out_features:int, top_k=0.5,
@@ -307,7 +346,7 @@ class GumbelGate(GateAblation):
         m = topk_mask(alpha.detach(), self.k)
         return self._ste(alpha, m), m                             # alpha_hat = alpha ⊙ M
 
-# %% ../nbs/03_layers.ipynb 63
+# %% ../nbs/03_layers.ipynb 68
 LAYERS = dict(dense=Dense, midl=MIDBlock, concrete_dropout=ConcreteDropout, dyrelu=DyReLU, switch=SwitchFFN,
               loramoe=LoRAMoE, random_topk=RandomTopK, fixed_alpha=FixedAlpha, f1_only=F1Only, f2_only=F2Only,
               gumbel=GumbelGate)
@@ -334,7 +373,7 @@ def make_layer(name:str, in_features:int, out_features:int, **config):
     if bad: raise TypeError(f"layer kind {name!r} does not take {', '.join(map(repr, bad))}; it takes: {', '.join(opts)}")
     return cls(in_features, out_features, **config)
 
-# %% ../nbs/03_layers.ipynb 68
+# %% ../nbs/03_layers.ipynb 73
 def hidden_blocks(model:nn.Module):
     "All hidden blocks inside `model`, in module order."
     return [m for m in model.modules() if isinstance(m, HiddenBlock)]

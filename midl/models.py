@@ -7,11 +7,11 @@ from __future__ import annotations
 import math, numbers
 import torch
 from torch import nn
-from .layers import make_layer, LAYERS
+from .layers import make_layer, layer_options, sample_keys, LAYERS
 
 # %% auto 0
-__all__ = ['BACKBONES', 'Classifier', 'mlp', 'conv_features', 'cnn', 'LSTMEncoder', 'lstm', 'describe', 'default_backbone',
-           'build_model']
+__all__ = ['BACKBONES', 'MODEL_VERSION', 'VERSION_DEFAULTS', 'Classifier', 'mlp', 'conv_features', 'cnn', 'LSTMEncoder', 'lstm',
+           'describe', 'default_backbone', 'version_config', 'build_model']
 
 # %% ../nbs/04_models.ipynb 6
 class Classifier(nn.Module):
@@ -26,14 +26,21 @@ class Classifier(nn.Module):
         self.hidden = nn.Sequential(*[make_layer(layer, i, o, **layer_config) for i, o in zip(widths[:-1], widths[1:])])
         self.head = nn.Linear(widths[-1], n_classes)
 
-    def forward(self, x): return self.head(self.hidden(self.features(x)))   # W_o h_L + b_o
+    def forward(self, x):
+        keyed = [b for b in self.hidden if getattr(b, 'needs_sample_keys', False)]
+        if keyed:                                                 # per-sample random masks: key them by the raw input
+            keys = sample_keys(x)
+            for b in keyed: b.sample_keys = keys
+        try: return self.head(self.hidden(self.features(x)))     # W_o h_L + b_o
+        finally:
+            for b in keyed: b.sample_keys = None
 
-# %% ../nbs/04_models.ipynb 9
+# %% ../nbs/04_models.ipynb 11
 def mlp(input_shape, n_classes:int, hidden=(256, 256), layer:str='midl', **layer_config):
     "MLP on the flattened input of shape `input_shape` (e.g. (1, 28, 28) or (14,))."
     return Classifier(nn.Flatten(), math.prod(input_shape), n_classes, hidden, layer, **layer_config)
 
-# %% ../nbs/04_models.ipynb 13
+# %% ../nbs/04_models.ipynb 15
 def conv_features(in_channels:int=3, channels=(32, 64, 128)):
     "Conv 3×3 → BatchNorm → ReLU → MaxPool 2×2 per entry of `channels`, then flatten."
     layers, c = [], in_channels
@@ -49,7 +56,7 @@ def cnn(input_shape, n_classes:int, hidden=(256, 256), layer:str='midl', channel
     if H < s or W < s: raise ValueError(f"images of {H}×{W} are too small for {len(channels)} pooling blocks; pass fewer channels")
     return Classifier(conv_features(C, channels), channels[-1] * (H // s) * (W // s), n_classes, hidden, layer, **layer_config)
 
-# %% ../nbs/04_models.ipynb 17
+# %% ../nbs/04_models.ipynb 19
 class LSTMEncoder(nn.Module):
     "Embedding → one-layer LSTM; the output at each sequence's last non-padding token."
     def __init__(self, vocab_size:int, embed_dim:int=128, hidden_size:int=128, pad_idx:int=0):
@@ -69,7 +76,7 @@ def lstm(vocab_size:int, n_classes:int, hidden=(128,), layer:str='midl', embed_d
     "LSTM encoder with an MLP head for token-id sequences."
     return Classifier(LSTMEncoder(vocab_size, embed_dim, lstm_hidden, pad_idx), lstm_hidden, n_classes, hidden, layer, **layer_config)
 
-# %% ../nbs/04_models.ipynb 22
+# %% ../nbs/04_models.ipynb 24
 def _find_attr(ds, *names):
     "First of `names` found on `ds` or on the datasets it wraps (via `.dataset`)."
     while ds is not None:
@@ -109,8 +116,19 @@ def default_backbone(d:dict):
     shape = d['input_shape']
     return 'cnn' if d['kind'] == 'image' and len(shape) == 3 and shape[0] == 3 else 'mlp'
 
-# %% ../nbs/04_models.ipynb 26
+# %% ../nbs/04_models.ipynb 28
 BACKBONES = ('mlp', 'cnn', 'lstm')
+MODEL_VERSION = 2                                    # bump when a default changes what a spec builds
+VERSION_DEFAULTS = {1: dict(rank_rule='d_in', mask='step'),   # before: f1 rank d_in/2, random top-k redrawn each call
+                    2: dict()}                                # now: rank min(d_in, d_out)/2, a mask fixed per sample
+
+def version_config(model_version:int, layer:str):
+    "The layer options that make `layer` build as it did at `model_version` (only those the kind takes)."
+    if model_version not in VERSION_DEFAULTS:
+        raise ValueError(f"model_version={model_version!r} is not one of {list(VERSION_DEFAULTS)}; this midl builds "
+                         f"versions up to {MODEL_VERSION}: upgrade midl to rebuild newer runs")
+    opts = layer_options(layer)
+    return {k: v for k, v in VERSION_DEFAULTS[model_version].items() if k in opts}
 
 def build_model(data=None, # a torch Dataset, or an input shape such as (1, 28, 28)
                 layer:str='midl', # hidden-layer kind (see `midl.layers.LAYERS`)
@@ -118,9 +136,11 @@ def build_model(data=None, # a torch Dataset, or an input shape such as (1, 28, 
                 backbone:str=None, # 'mlp', 'cnn' or 'lstm' (default: from the data, see `default_backbone`)
                 hidden=None, # hidden widths (default (256, 256); (128,) for the LSTM)
                 channels=(32, 64, 128), embed_dim:int=128, lstm_hidden:int=128, pad_idx:int=0, # backbone options
+                model_version:int=MODEL_VERSION, # build with the defaults of this version (see `VERSION_DEFAULTS`)
                 **layer_config): # options of the hidden-layer kind, e.g. top_k=0.5, p=0.5
     "A classifier for `data` (dataset or shape) with hidden blocks of kind `layer`."
     if layer not in LAYERS: raise ValueError(f"unknown layer kind {layer!r}; valid kinds: {', '.join(LAYERS)}")
+    layer_config = {**version_config(model_version, layer), **layer_config}   # explicit options win
     d = describe(data, input_shape, n_classes, kind, vocab_size)
     backbone = backbone or default_backbone(d)
     if backbone not in BACKBONES: raise ValueError(f"backbone={backbone!r} is not one of {BACKBONES}")

@@ -179,7 +179,7 @@ class Claim:
     shares_runs:str = ''      # the claim whose runs and value this one reuses: shown, counted once (there)
 
 # %% ../nbs/07a_paper.ipynb 25
-_T8_CLAIMS = [('Accuracy (%)', 'accuracy', 'pp', 0.), ('ANR (%)', 'anr', 'pp', 0.), ('FLOPs (M)', 'flops', 'M', 0.),
+_T8_CLAIMS = [('Accuracy (%)', 'accuracy', 'pp', 0.), ('F1-score (%)', 'f1_weighted', 'pp', 0.), ('ANR (%)', 'anr', 'pp', 0.), ('FLOPs (M)', 'flops', 'M', 0.),
               ('Latency (ms)', 'latency_ms', 'ms', 0.), ('Memory (MB)', 'memory_mb', 'MB', 0.), ('Robust Acc (%)', 'accuracy', 'pp', 0.2)]
 _C10 = dict(tag='table8', dataset='cifar10')
 

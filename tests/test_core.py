@@ -35,7 +35,9 @@ def test_variants_shapes_gradcheck_and_all_params_learn(variant):
 def test_section_4_4_structure():
     l = MIDLayer(64, 0.5, out_dim=32, variant='section_4_4')
     lin1 = [m for m in l.f1 if isinstance(m, nn.Linear)]
-    assert [m.weight.shape for m in lin1] == [(32, 64), (32, 32)]          # 64 -> r=32 -> 32, no activation
+    assert [m.weight.shape for m in lin1] == [(16, 64), (32, 16)]          # 64 -> r=min(64, 32)//2=16 -> 32, no activation
+    old = MIDLayer(64, 0.5, out_dim=32, variant='section_4_4', rank_rule='d_in')
+    assert [m.weight.shape for m in old.f1] == [(32, 64), (32, 32)]        # model version 1: r = d_in // 2
     assert [type(m) for m in l.f2] == [nn.Linear, nn.ReLU, nn.Linear]
     assert MIDLayer(64, 0.5, variant='section_4_4', rank=8).f1[0].out_features == 8
 

@@ -171,7 +171,7 @@ def test_loramoe_routing_and_formula():
 
 def test_random_topk_ignores_the_input():
     torch.manual_seed(0)
-    rt = RandomTopK(8, 6, top_k=2, alpha_dropout=0.)
+    rt = RandomTopK(8, 6, top_k=2, alpha_dropout=0., mask='step')
     assert rt.alpha_proj is None and [n for n, _ in rt.named_parameters()] == ['f1.weight', 'f1.bias', 'f2.weight', 'f2.bias']
     x1, x2 = torch.randn(50, 8), 100 * torch.randn(50, 8)
     torch.manual_seed(3); m1 = rt.gate(x1)
@@ -269,11 +269,15 @@ def test_one_path_ablations_are_midl_with_parts_passed_in(cls, path, other):
 @pytest.mark.parametrize('name,keys', [
     ('midl', ['step', 'f1.weight', 'f1.bias', 'f2.weight', 'f2.bias', 'alpha_proj.weight', 'alpha_proj.bias']),
     ('fixed_alpha', ['step', 'f1.weight', 'f1.bias', 'f2.weight', 'f2.bias', 'alpha_proj.weight', 'alpha_proj.bias']),
-    ('random_topk', ['step', 'f1.weight', 'f1.bias', 'f2.weight', 'f2.bias']),
+    ('random_topk', ['step', 'f1.weight', 'f1.bias', 'f2.weight', 'f2.bias']),      # as model version 1 built it
     ('f1_only', ['step', 'f1.weight', 'f1.bias']), ('f2_only', ['step', 'f2.weight', 'f2.bias']),
     ('concrete_dropout', ['p_logit', 'linear.weight', 'linear.bias'])])
 def test_state_dict_keys_unchanged(name, keys):
-    assert list(make_layer(name, 4, 3).state_dict()) == keys             # models saved before still load
+    from midl.models import version_config
+    assert list(make_layer(name, 4, 3, **version_config(1, name)).state_dict()) == keys   # models saved before still load
+
+def test_random_topk_sample_masks_are_saved():
+    assert list(make_layer('random_topk', 4, 3).state_dict())[1:3] == ['mask_a', 'mask_b']
 
 def test_methods_in_class_bodies_and_no_leaked_names():
     import midl.layers
@@ -288,3 +292,22 @@ def test_model_anr_restores_each_submodule_mode():
     net[1].eval()
     assert model_anr(net, torch.randn(8, 6)) == 0.5
     assert net.training and net[0].training and not net[1].training   # the frozen BatchNorm stays frozen
+
+def test_random_topk_mask_fixed_per_sample_across_epochs():
+    "mask='sample': a training sample keeps its masks in every layer while the weights train (the paper's §5.3)."
+    from midl.models import build_model
+    from midl.layers import hidden_blocks
+    torch.manual_seed(0)
+    m = build_model(input_shape=(12,), n_classes=3, layer='random_topk', hidden=(8, 8), top_k=3)
+    x, y = torch.randn(32, 12), torch.randint(0, 3, (32,))
+    seen = []
+    hooks = [b.register_forward_pre_hook(lambda b, i: seen.append(b.select(i[0])[1])) for b in hidden_blocks(m)]
+    opt = torch.optim.SGD(m.parameters(), lr=0.5)
+    masks = []
+    for order in (torch.arange(32), torch.randperm(32)):
+        seen.clear(); out = m(x[order]); masks.append([s[torch.argsort(order)] for s in seen])
+        torch.nn.functional.cross_entropy(out, y[order]).backward(); opt.step(); opt.zero_grad()
+    for a, b in zip(*masks): assert torch.equal(a, b)
+    step = build_model(input_shape=(12,), n_classes=3, layer='random_topk', hidden=(8, 8), top_k=3, mask='step')
+    b0 = hidden_blocks(step)[0]
+    assert not torch.equal(b0.select(x)[1], b0.select(x)[1])        # model version 1: a new mask every call
