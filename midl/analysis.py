@@ -11,7 +11,7 @@ from torch import nn
 from torch.utils.data import DataLoader
 from .core import MIDLayer, evaluating
 from .layers import hidden_blocks
-from .metrics import sliced_mi, neuron_mi, collect_features, tsne
+from .metrics import sliced_mi, smi_floor, neuron_mi, collect_features, tsne
 from .experiment import load_model
 from .paper import DISPLAY, TABLE6_ROWS, model_name
 
@@ -36,12 +36,14 @@ def selected_activity(model:nn.Module, data, device='cpu', max_samples:int=None,
     return a.cpu(), (torch.ones_like(a) if m is None else m.float()).cpu(), y
 
 # %% ../nbs/09_analysis.ipynb 11
-def smi_summary(a, m, y, n_slices:int=128, k:int=3, n_samples:int=2000, seed:int=0):
-    "SMI (nats) of the selected activity `a*m` and of the whole output `a` with `y`, and the activation frequency."
-    sel = sliced_mi(a * m, y, n_slices, k, n_samples, seed)
-    whole = sliced_mi(a, y, n_slices, k, n_samples, seed)
-    return dict(smi_selected=sel['smi'], smi_output=whole['smi'], activation_freq=float(m.float().mean()),
-                n_slices=n_slices, k=k, n=sel['n'], seed=seed)
+def smi_summary(a, m, y, n_slices:int=1000, k:int=3, n_samples:int=2000, seed:int=0, n_shuffles:int=5):
+    "SMI (nats) of the selected activity `a*m` and of the whole output `a` with `y`, each beside its floor; the activation frequency."
+    out = dict()
+    for name, X in (('selected', a * m), ('output', a)):
+        out[f'smi_{name}'] = sliced_mi(X, y, n_slices, k, n_samples, seed)['smi']
+        out[f'smi_{name}_floor'] = smi_floor(X, y, n_slices, k, n_samples, seed, n_shuffles)['floor']   # labels shuffled
+    return dict(out, activation_freq=float(m.float().mean()), n_slices=n_slices, k=k, n=min(len(y), n_samples),
+                seed=seed, n_shuffles=n_shuffles)
 
 def neuron_profile(a, m, y, k:int=3, n_samples:int=2000, seed:int=0):
     "One row per neuron: activation frequency, MI (nats) of its selected activity with `y`, mean output."
@@ -107,12 +109,12 @@ def analysed_models(specs, records, models_dir, root=None):
         model, test = load_model(s, models_dir, root, record=by_key[s.key])
         yield s, by_key[s.key], model, test
 
-def smi_values(specs, records, models_dir, n_samples:int=2000, n_slices:int=128, block:int=-1, seed:int=0, root=None):
-    "Table 6's values (one row per dataset and model) and Figure 3's neuron profiles (by (dataset, layer)) of each run's model."
+def smi_values(specs, records, models_dir, n_samples:int=2000, n_slices:int=1000, block:int=-1, seed:int=0, root=None, n_shuffles:int=5):
+    "Table 6's values (one row per dataset and model, each SMI beside its floor) and Figure 3's neuron profiles (by (dataset, layer)) of each run's model."
     rows, profiles = [], {}
     for s, _, model, test in analysed_models(specs, records, models_dir, root):
         a, m, y = selected_activity(model, test, max_samples=n_samples, block=hidden_blocks(model)[block])
-        rows.append(dict(dataset=DISPLAY[s.dataset], model=TABLE6_ROWS[s.layer], **smi_summary(a, m, y, n_slices, n_samples=n_samples, seed=seed)))
+        rows.append(dict(dataset=DISPLAY[s.dataset], model=TABLE6_ROWS[s.layer], **smi_summary(a, m, y, n_slices, n_samples=n_samples, seed=seed, n_shuffles=n_shuffles)))
         profiles[s.dataset, s.layer] = neuron_profile(a, m, y, n_samples=n_samples, seed=seed)
     return pd.DataFrame(rows), profiles
 

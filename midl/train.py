@@ -14,7 +14,7 @@ from torch.utils.data import DataLoader
 from tqdm import tqdm
 from .core import TopKSchedule, midl_layers, tracking, evaluating, anr
 from .layers import collect_aux_loss
-from .metrics import accuracy, f1_macro, ece, brier_score, reliability
+from .metrics import accuracy, f1_macro, f1_weighted, ece, brier_score, reliability
 
 # %% auto 0
 __all__ = ['TrainConfig', 'seed_everything', 'get_device', 'predict', 'evaluate', 'NonFiniteLossError', 'train_epoch', 'fit']
@@ -77,12 +77,13 @@ def predict(model:nn.Module, data, batch_size:int=512, device='cpu'):
     return torch.cat(probs), torch.cat(ys)
 
 def evaluate(model:nn.Module, data, batch_size:int=512, device='cpu', n_classes:int=None):
-    "Loss, accuracy, macro F1, ECE (with its reliability bins), Brier (summed and class-averaged) and ANR of `model` on `data`."
+    "Loss, accuracy, macro and weighted F1, ECE (with its reliability bins), Brier (summed and class-averaged) and ANR of `model` on `data`."
     with tracking(model):
         probs, y = predict(model, data, batch_size, device)
     preds = probs.argmax(1)
     return dict(loss=float(F.nll_loss(probs.clamp_min(1e-12).log(), y)), accuracy=accuracy(preds, y),
-                f1_macro=f1_macro(preds, y, n_classes or probs.shape[1]), ece=ece(probs, y),
+                f1_macro=f1_macro(preds, y, n_classes or probs.shape[1]),
+                f1_weighted=f1_weighted(preds, y, n_classes or probs.shape[1]), ece=ece(probs, y),
                 brier=brier_score(probs, y), brier_mean=brier_score(probs, y, 'mean'),
                 reliability=reliability(probs, y), anr=anr(model),
                 n=len(y))

@@ -94,3 +94,17 @@ def test_selected_activity_restores_the_block_mode_and_one_path_mask():
     a, mask, _ = selected_activity(m, ds, batch_size=60)
     assert m.training and m.hidden[0].training and not m.hidden[0].alpha_drop.training
     assert torch.equal(mask, torch.ones(120, 16))                        # one path: every neuron selected
+
+def test_smi_summary_reports_each_smi_beside_its_floor():
+    rng = np.random.default_rng(1)
+    y = torch.as_tensor(rng.integers(0, 3, 500))
+    informative = np.eye(3)[y.numpy()] @ rng.standard_normal((3, 6)) * 2 + rng.standard_normal((500, 6))
+    a = torch.as_tensor(np.c_[informative, rng.standard_normal((500, 6))]).float()
+    m = torch.cat([torch.ones(500, 6), torch.zeros(500, 6)], 1)          # selected: the informative half only
+    s = smi_summary(a, m, y, n_slices=200, n_shuffles=2)
+    assert (s['n_slices'], s['k'], s['n_shuffles']) == (200, 3, 2)
+    for key in ('smi_selected', 'smi_output'):
+        assert abs(s[f'{key}_floor']) < 0.02 and s[key] > s[f'{key}_floor'] + 0.1
+    assert s['smi_selected'] > s['smi_output']                            # the noise half dilutes the whole output
+    noise = smi_summary(torch.randn(500, 6), torch.ones(500, 6), y, n_slices=200, n_shuffles=2)
+    assert abs(noise['smi_output'] - noise['smi_output_floor']) < 0.02    # no information: at the floor

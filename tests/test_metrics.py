@@ -55,7 +55,8 @@ def test_latency_and_memory_report_sane_values():
     r = latency(nn.Linear(32, 32), torch.randn(64, 32), warmup=1, repeats=5)
     assert r['repeats'] == 5 and r['min_ms'] > 0
     assert time_summary([4., 1., 3., 2., 5.]) == dict(median_ms=3., iqr_ms=2., min_ms=1., max_ms=5., repeats=5)
-    assert peak_memory_mb(nn.Linear(100, 50), torch.randn(8, 100)) == pytest.approx((100 * 50 + 50 + 8 * 50) * 4 / 2**20)
+    # CPU: live peak = weights + input + output (was weights + output, the input left out)
+    assert peak_memory_mb(nn.Linear(100, 50), torch.randn(8, 100)) == pytest.approx((100 * 50 + 50 + 8 * 100 + 8 * 50) * 4 / 2**20)
 
 def test_collect_features_hook():
     net = nn.Sequential(nn.Linear(6, 5), nn.ReLU(), nn.Linear(5, 2))
