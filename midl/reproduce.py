@@ -260,11 +260,14 @@ def read_table(out_dir, name:str, index_col=0):
     return pd.read_csv(p, index_col=index_col) if p.exists() and p.stat().st_size else pd.DataFrame()
 
 # %% ../nbs/08_reproduce.ipynb 38
-SMI_COLUMNS = {'smi_selected': 'SMI (nats)', 'smi_output': 'SMI, whole output (nats)', 'activation_freq': 'Activation Freq (%)'}
+SMI_COLUMNS = {'smi_selected': 'SMI (nats)', 'smi_selected_floor': 'SMI floor, shuffled labels (nats)',
+               'smi_output': 'SMI, whole output (nats)', 'smi_output_floor': 'whole output floor (nats)',
+               'activation_freq': 'Activation Freq (%)'}
 
 def smi_table(values:pd.DataFrame, records):
-    "Table 6 from the analysis `values` (columns dataset, model, smi_selected, smi_output, activation_freq) and run `records`."
+    "Table 6 from the analysis `values` (`smi_summary`'s columns: each SMI beside its floor on shuffled labels) and run `records`."
     if not len(values): return pd.DataFrame(columns=[*SMI_COLUMNS.values(), 'data'])
+    values = values.reindex(columns=[*values.columns, *[c for c in SMI_COLUMNS if c not in values]])   # older values: no floor
     t = values.set_index(['dataset', 'model'])[list(SMI_COLUMNS)].rename(columns=SMI_COLUMNS)
     t['Activation Freq (%)'] = (100 * t['Activation Freq (%)']).round(1)
     desc = {DISPLAY[r['spec']['dataset']]: r['data']['description'] for r in records}
