@@ -10,12 +10,13 @@ import numpy as np
 from scipy import stats
 import pandas as pd
 from .experiment import matches, pair_key
+from .metrics import brier_lower_bound
 
 # %% auto 0
 __all__ = ['PAPER', 'DISPLAY', 'BASELINE', 'TABLE4_ROWS', 'TABLE6_ROWS', 'UNITS', 'CLAIMS', 'paper_table', 'baseline_name',
-           'model_name', 'side_by_side', 'with_paper', 'efficiency_with_paper', 'paper_in_cells', 'seed_key',
-           'paired_deltas', 'paper_difference', 't_interval', 'verdict', 'seeds_to_resolve', 'Claim', 'claim_deltas',
-           'claim_row', 'verdict_table', 'verdict_counts', 'verdicts_markdown', 'plot_claims']
+           'model_name', 'side_by_side', 'with_paper', 'efficiency_with_paper', 'paper_in_cells', 'brier_forms',
+           'seed_key', 'paired_deltas', 'paper_difference', 't_interval', 'verdict', 'seeds_to_resolve', 'Claim',
+           'claim_deltas', 'claim_row', 'verdict_table', 'verdict_counts', 'verdicts_markdown', 'plot_claims']
 
 # %% ../nbs/07a_paper.ipynb 6
 _T8 = """MNIST|MLP + Dropout|97.7|97.7|100.0|15.2|3.4|120|72.1
@@ -114,6 +115,18 @@ def paper_in_cells(ours:pd.DataFrame, table:int):
     return out
 
 # %% ../nbs/07a_paper.ipynb 18
+def brier_forms(n_classes:int=10, dataset:str='CIFAR-10'):
+    "Table 7's Brier scores beside the least value each normalisation allows at the paper's own Table 8 accuracy of that row."
+    t7, t8 = paper_table(7).loc[dataset], paper_table(8).loc[dataset]
+    rows = []
+    for model, brier in t7['Brier Score'].items():
+        acc = t8.loc[model, 'Accuracy (%)'] / 100
+        lo = {f: brier_lower_bound(acc, n_classes, f) for f in ('sum', 'mean')}
+        rows.append(dict(model=model, accuracy=acc, brier_paper=brier, least_summed=lo['sum'], least_class_averaged=lo['mean'],
+                         possible=', '.join(n for f, n in (('sum', 'summed'), ('mean', 'class-averaged')) if brier >= lo[f]) or 'neither'))
+    return pd.DataFrame(rows).set_index('model')
+
+# %% ../nbs/07a_paper.ipynb 22
 def seed_key(rec):
     "Pair runs by seed only (e.g. Table 4's ablations with Table 8's full MID-L runs, whose tags differ)."
     return rec['spec']['seed']
@@ -132,7 +145,7 @@ def paper_difference(table:int, baseline:str, dataset:str, column:str, model:str
     a, b = cell(model), cell(baseline)
     return None if a.empty or b.empty else float(a.iloc[0]) - float(b.iloc[0])
 
-# %% ../nbs/07a_paper.ipynb 21
+# %% ../nbs/07a_paper.ipynb 25
 def t_interval(deltas, level:float=0.95, exact:bool=False):
     "n, mean, sample sd and the `level` t-interval of the mean of `deltas`; with one value, an interval only if `exact`."
     d = np.asarray(deltas, dtype=float); n = len(d)
@@ -158,7 +171,7 @@ def seeds_to_resolve(mean, sd, paper, n:int, level:float=0.95, most:int=1000):
         if stats.t.ppf((1 + level) / 2, k - 1) * sd / math.sqrt(k) < gap: return k
     return None
 
-# %% ../nbs/07a_paper.ipynb 24
+# %% ../nbs/07a_paper.ipynb 28
 UNITS = {'pp': 100., 'M': 1e-6, 'ms': 1., 'MB': 1., 'nats': 1., '': 1.}   # record value -> claim unit
 
 @dataclass(frozen=True)
@@ -178,7 +191,7 @@ class Claim:
     by_construction:bool = False   # fixed by a setting (ANR at a fixed top-k): shown, not counted
     shares_runs:str = ''      # the claim whose runs and value this one reuses: shown, counted once (there)
 
-# %% ../nbs/07a_paper.ipynb 25
+# %% ../nbs/07a_paper.ipynb 29
 _T8_CLAIMS = [('Accuracy (%)', 'accuracy', 'pp', 0.), ('F1-score (%)', 'f1_weighted', 'pp', 0.), ('ANR (%)', 'anr', 'pp', 0.), ('FLOPs (M)', 'flops', 'M', 0.),
               ('Latency (ms)', 'latency_ms', 'ms', 0.), ('Memory (MB)', 'memory_mb', 'MB', 0.), ('Robust Acc (%)', 'accuracy', 'pp', 0.2)]
 _C10 = dict(tag='table8', dataset='cifar10')
@@ -211,7 +224,7 @@ def _claims():
 
 CLAIMS = _claims()
 
-# %% ../nbs/07a_paper.ipynb 28
+# %% ../nbs/07a_paper.ipynb 32
 def _frame_rows(frame:pd.DataFrame, dataset:str):
     "A measured table indexed by model; rows of `dataset` only where it has a dataset column (Table 6's values)."
     if 'dataset' in frame: frame = frame[frame['dataset'] == dataset]
@@ -246,7 +259,7 @@ def verdict_counts(verdicts:pd.DataFrame):
     "How many counted claims have each verdict (claims by construction and shared runs are not counted)."
     return verdicts[verdicts.counted].verdict.value_counts().reindex(['consistent', 'contradicted', 'inconclusive'], fill_value=0)
 
-# %% ../nbs/07a_paper.ipynb 31
+# %% ../nbs/07a_paper.ipynb 35
 def _with_unit(text:str, unit:str): return f'{text} {unit}' if unit else text
 
 def verdicts_markdown(verdicts:pd.DataFrame):
