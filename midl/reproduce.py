@@ -15,13 +15,14 @@ from .paper import DISPLAY, TABLE4_ROWS, baseline_name, model_name, with_paper, 
 
 # %% auto 0
 __all__ = ['SCALES', 'EPOCHS', 'SIZES', 'SEEDS', 'TABLE2_EPOCHS', 'ABLATION_CONFIG', 'ABLATIONS', 'PLANS', 'SMI_COLUMNS',
-           'README_TABLES', 'TABLE5_SETTINGS', 'EXPERIMENT_NOTEBOOKS', 'REPRO_DATASETS', 'scale_settings',
-           'available_datasets', 'param_list', 'save_table', 'save_figure', 'layer_pair', 'table8_specs', 'main_specs',
-           'table2_specs', 'table3_specs', 'table4_specs', 'ablation_name', 'table6_specs', 'table7_specs',
-           'figure4_specs', 'Experiment', 'run_experiment', 'table_frame', 'metric', 'publish', 'mark_not_run',
-           'table8_frame', 'table3_frame', 'read_table', 'smi_table', 'report_notes', 'verdict_rule_text',
-           'write_summary', 'readme_results', 'update_readme', 'efficiency_rows', 'UsageError', 'NotebookFailed',
-           'find_nbs', 'select_notebooks', 'writable_dir', 'run_notebook', 'missing_data', 'reproduce', 'main']
+           'README_TABLES', 'TABLE5_SETTINGS', 'EXPERIMENT_NOTEBOOKS', 'REPRO_DATASETS', 'NOTEBOOK_PLANS', 'RUN_COST',
+           'scale_settings', 'available_datasets', 'param_list', 'save_table', 'save_figure', 'layer_pair',
+           'table8_specs', 'main_specs', 'table2_specs', 'table3_specs', 'table4_specs', 'ablation_name',
+           'table6_specs', 'table7_specs', 'figure4_specs', 'Experiment', 'run_experiment', 'table_frame', 'metric',
+           'publish', 'mark_not_run', 'table8_frame', 'table3_frame', 'read_table', 'smi_table', 'report_notes',
+           'verdict_rule_text', 'write_summary', 'readme_results', 'update_readme', 'efficiency_rows', 'UsageError',
+           'NotebookFailed', 'find_nbs', 'select_notebooks', 'writable_dir', 'plan_specs', 'run_notebook',
+           'missing_data', 'reproduce', 'main']
 
 # %% ../nbs/08_reproduce.ipynb 6
 SCALES = dict(
@@ -422,7 +423,25 @@ def writable_dir(path, what:str='--out') -> Path:
     except OSError as e: raise UsageError(f"{what} {path}: cannot write there ({e.strerror or e}); choose a writable folder") from None
     return p
 
-# %% ../nbs/08_reproduce.ipynb 57
+# %% ../nbs/08_reproduce.ipynb 58
+NOTEBOOK_PLANS = {'10_table8.ipynb': ('table8', ('digits', 'mnist', 'fashion_mnist', 'adult', 'imdb', 'cifar10', 'cifar100', 'svhn')),
+                  '11_table2.ipynb': ('table2', ('mnist', 'cifar10', 'adult')), '12_table3.ipynb': ('table3', ('cifar10',)),
+                  '14_table4.ipynb': ('table4', ('cifar10',)), '15_table6.ipynb': ('table6', ('mnist', 'cifar10')),
+                  '16_table7.ipynb': ('table7', ('cifar10',)), '17_figure4.ipynb': ('figure4', ('mnist', 'cifar10', 'svhn'))}
+RUN_COST = dict(cifar10=10, cifar100=10, svhn=10, imdb=8, mnist=4, fashion_mnist=3, adult=1, digits=0.1)   # relative, one full-data run
+
+def plan_specs(scale:str, notebooks=EXPERIMENT_NOTEBOOKS, device='cpu', root=None):
+    "Every run the experiment `notebooks` make at `scale` on the datasets the cache has, once each, the costliest first."
+    specs = []
+    for name in notebooks:
+        if name not in NOTEBOOK_PLANS: continue
+        plan, datasets = NOTEBOOK_PLANS[name]
+        here = available_datasets(datasets, root)
+        if here: specs += PLANS[plan](here, scale, device=device)
+    cost = lambda s: RUN_COST.get(s.dataset, 1) * (0.05 if s.per_class or s.n_train else 1)   # subsets: small runs
+    return sorted({s.key: s for s in specs}.values(), key=cost, reverse=True)
+
+# %% ../nbs/08_reproduce.ipynb 60
 def run_notebook(src:Path, dst:Path, params:dict, cwd:Path):
     "Execute `src` with papermill and those of `params` its parameters cell declares, into `dst` (kernel python3)."
     try:
@@ -456,6 +475,11 @@ def reproduce(scale='default', out='_out/reproduce', only=None, device='cpu', nb
     out, nbs = writable_dir(out), find_nbs(nbs)
     params = dict(scale=scale, device=device, workers=workers, results_dir=str(out/'results'), out_dir=str(out),
                   models_dir=str(out/'models'))                        # trained weights, reused by the analysis notebooks
+    if workers > 1:                                                   # every run in one pool first (see above)
+        t0 = time.perf_counter(); specs = plan_specs(scale, names, device)
+        print(f'[0/{len(names)}] {len(specs)} runs of {len(names)} notebooks in one pool of {workers} workers ...', flush=True)
+        sweep(specs, out/'results', workers=workers, models_dir=out/'models', strict=False)   # failures: the notebook says
+        print(f'    done in {time.perf_counter() - t0:.0f} s', flush=True)
     for i, name in enumerate(names, 1):
         t0 = time.perf_counter()
         print(f'[{i}/{len(names)}] {name} (scale={scale}) ...', flush=True)
