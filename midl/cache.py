@@ -9,7 +9,7 @@ from pathlib import Path
 import pandas as pd
 from .formats import CorruptDataError, md5sum, _reading
 from .data import REGISTRY, DATASETS, APPROX_CIFAR10_MD5, DataNotFoundError, data_root, get_dataset, _tv
-from .corruptions import CORRUPTIONS, CIFAR10C_INFO, load_cifar10c
+from .corruptions import CORRUPTIONS, CIFAR10C_INFO, FROST_INFO, load_cifar10c
 
 # %% auto 0
 __all__ = ['known_md5s', 'find_items', 'import_item', 'import_folder', 'data_provenance', 'cache_listing', 'download',
@@ -17,8 +17,8 @@ __all__ = ['known_md5s', 'find_items', 'import_item', 'import_folder', 'data_pro
 
 # %% ../nbs/02b_cache.ipynb 7
 def _cache_items() -> list:
-    "The records of everything the cache can hold: the data sets of `REGISTRY` and the released CIFAR-10-C files."
-    return [*REGISTRY.values(), CIFAR10C_INFO]
+    "The records of everything the cache can hold: the data sets of `REGISTRY`, the released CIFAR-10-C files, the frost photographs."
+    return [*REGISTRY.values(), CIFAR10C_INFO, FROST_INFO]
 
 def _tv_md5s(cls:str) -> dict:
     "`{file: md5}` of the official files that torchvision's dataset class `cls` lists (CIFAR, SVHN; none for the others)."

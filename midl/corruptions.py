@@ -4,7 +4,8 @@
 
 # %% ../nbs/02a_corruptions.ipynb 4
 from __future__ import annotations
-import io
+import hashlib, io, warnings
+from functools import lru_cache, partial
 from pathlib import Path
 import numpy as np, torch
 from PIL import Image
@@ -13,10 +14,11 @@ from .formats import CorruptDataError
 from .data import ArrayDataset, DataNotFoundError, DatasetInfo, as_array_dataset, data_root, _download
 
 # %% auto 0
-__all__ = ['CORRUPTIONS', 'CIFAR10_CLASSES', 'CIFAR10C_URL', 'CIFAR10C_MD5', 'CIFAR10C_INFO', 'load_cifar10c', 'plasma_fractal',
-           'gaussian_noise', 'shot_noise', 'impulse_noise', 'defocus_blur', 'glass_blur', 'motion_blur', 'zoom_blur',
-           'snow', 'frost', 'fog', 'brightness', 'contrast', 'elastic_transform', 'pixelate', 'jpeg_compression',
-           'corrupt_images', 'corrupt_dataset']
+__all__ = ['CORRUPTIONS', 'CIFAR10_CLASSES', 'CIFAR10C_URL', 'CIFAR10C_MD5', 'CIFAR10C_INFO', 'FROST_URL', 'FROST_INFO',
+           'CORRUPTIONS_VERSION', 'load_cifar10c', 'plasma_fractal', 'gaussian_noise', 'shot_noise', 'impulse_noise',
+           'defocus_blur', 'glass_blur', 'motion_blur', 'zoom_blur', 'snow', 'FrostPhotosNotFoundError', 'frost', 'fog',
+           'brightness', 'contrast', 'elastic_transform', 'pixelate', 'jpeg_compression', 'corrupt_images',
+           'corrupt_dataset']
 
 # %% ../nbs/02a_corruptions.ipynb 7
 CORRUPTIONS = ('gaussian_noise', 'shot_noise', 'impulse_noise', 'defocus_blur', 'glass_blur', 'motion_blur', 'zoom_blur',
@@ -24,6 +26,13 @@ CORRUPTIONS = ('gaussian_noise', 'shot_noise', 'impulse_noise', 'defocus_blur', 
 CIFAR10_CLASSES = ['airplane', 'automobile', 'bird', 'cat', 'deer', 'dog', 'frog', 'horse', 'ship', 'truck']
 CIFAR10C_URL, CIFAR10C_MD5 = 'https://zenodo.org/record/2535967/files/CIFAR-10-C.tar', '56bf5dcef84df0e2308c6dcbcbbd8499'
 CIFAR10C_INFO = DatasetInfo('cifar10c', 'CIFAR-10-C', 'CIFAR-10-C', test=('labels.npy',), archives=('CIFAR-10-C*.tar*',))
+FROST_URL = 'https://github.com/hendrycks/robustness/tree/master/ImageNet-C/create_c'       # frost1.png … frost6.jpg
+FROST_INFO = DatasetInfo('cifar10c_frost', 'CIFAR-10-C frost photographs', 'cifar10c-frost',
+                         meta=('frost1.png', 'frost2.png', 'frost3.png', 'frost4.jpg', 'frost5.jpg', 'frost6.jpg'),
+                         md5s={'frost1.png': '6ead634ace1f366d77e87078b465863c', 'frost2.png': '98f0d2b1d74a048d3bc9c7ecfd886939',
+                               'frost3.png': 'b3ed8eb147824261888e730f916c0d8b', 'frost4.jpg': 'd70b9d6aa0b1fe7bd8133b113787e078',
+                               'frost5.jpg': '50984ae2c871b7df2c28f1d71ca460a0', 'frost6.jpg': 'bd01b8fc7c34a4ff3265c6fb476cff7b'})
+CORRUPTIONS_VERSION = 2        # 2: glass_blur copies pixels, frost uses the photographs, snow/pixelate/defocus quantise as the reference
 
 def _check_corruption(corruption, severity):
     if corruption not in CORRUPTIONS: raise ValueError(f'unknown corruption {corruption!r}; valid: {", ".join(CORRUPTIONS)}')
@@ -129,27 +138,30 @@ def impulse_noise(x, s, rng):
     return x
 
 # %% ../nbs/02a_corruptions.ipynb 18
+def _disk(radius, alias_blur):
+    "The reference's disk kernel, in float32 as there: a 17×17 disk of sum 1, blurred by OpenCV's 3×3 Gaussian."
+    L = np.arange(-8, 9); X, Y = np.meshgrid(L, L)
+    disk = ((X ** 2 + Y ** 2) <= radius ** 2).astype(np.float32); disk /= disk.sum()          # float32 sum and division
+    g = np.exp(-np.arange(-1, 2) ** 2 / (2 * alias_blur ** 2)); g = (g / g.sum()).astype(np.float32)   # getGaussianKernel(3, σ, CV_32F)
+    for ax in (1, 0): disk = ndimage.correlate1d(disk, g, axis=ax, mode='mirror')          # rows, then columns; float32 out
+    return disk
+
 def defocus_blur(x, s, rng):
     "Convolution with a disk (OpenCV's anti-aliased disk kernel)."
-    radius, alias = [(0.3, 0.4), (0.4, 0.5), (0.5, 0.6), (1, 0.2), (1.5, 0.1)][s - 1]
-    L = np.arange(-8, 9); X, Y = np.meshgrid(L, L)
-    disk = ((X ** 2 + Y ** 2) <= radius ** 2).astype(np.float64); disk /= disk.sum()
-    g = np.exp(-np.arange(-1, 2) ** 2 / (2 * alias ** 2)); g /= g.sum()         # OpenCV's 3×3 Gaussian
-    kern = ndimage.correlate(disk, np.outer(g, g), mode='mirror')
+    kern = _disk(*[(0.3, 0.4), (0.4, 0.5), (0.5, 0.6), (1, 0.2), (1.5, 0.1)][s - 1])
     r = np.abs(np.argwhere(kern > 0) - 8).max(); kern = kern[8 - r:9 + r, 8 - r:9 + r]   # drop the zero border
-    return ndimage.correlate(x, kern[None, :, :, None], mode='mirror')
+    return ndimage.correlate(x, kern[None, :, :, None].astype(np.float64), mode='mirror')
 
 def glass_blur(x, s, rng):
-    "Gaussian blur, random swaps of neighbouring pixels, Gaussian blur again."
+    "Gaussian blur, each pixel overwritten by a random neighbour (the reference's 'swap' copies), Gaussian blur again."
     sigma, delta, iters = [(0.05, 1, 1), (0.25, 1, 1), (0.4, 1, 1), (0.25, 1, 2), (0.4, 1, 2)][s - 1]
     x = np.floor(np.clip(_gauss(x, sigma), 0, 1) * 255) / 255
     n, h, w = x.shape[:3]; nn = np.arange(n)
-    for _ in range(iters):                                # local pixel swaps, every image at once
+    for _ in range(iters):                                # the reference's loops, every image at once
         for i in range(h - delta, delta, -1):
             for j in range(w - delta, delta, -1):
                 dx, dy = rng.integers(-delta, delta, size=(2, n))     # like randint(-d, d): high excluded
-                a, b = x[nn, i, j].copy(), x[nn, i + dy, j + dx].copy()
-                x[nn, i, j], x[nn, i + dy, j + dx] = b, a
+                x[nn, i, j] = x[nn, i + dy, j + dx]       # `a, b = b, a` on numpy views: a gets b, b keeps its value
     return _gauss(x, sigma)
 
 def motion_blur(x, s, rng):
@@ -165,32 +177,54 @@ def zoom_blur(x, s, rng):
     for z in zooms: out += _clipped_zoom(x, z)
     return (x + out) / (len(zooms) + 1)
 
-# %% ../nbs/02a_corruptions.ipynb 20
-def _frost_layer(n, h, w, c, rng):
-    "Procedural stand-in for the frost photographs: a rough fractal plus bright needle streaks, light blue."
-    base = plasma_fractal(n, _pow2(max(h, w)), wibbledecay=1.6, rng=rng)[:, :h, :w, None]
-    seeds = (rng.random((n, h, w, 1)) < 0.08).astype(np.float64)
-    needles = sum(_motion_blur(seeds, 3, 2, rng.uniform(0, 360, n)) for _ in range(2))
-    needles /= needles.max(axis=(1, 2, 3), keepdims=True) + 1e-12
-    layer = np.clip(0.3 + 0.45 * base + 0.7 * needles, 0, 1)          # bright, like frost photographs
-    tint = np.array([0.85, 0.93, 1.0]) if c == 3 else np.full(c, 0.93)
-    return layer * tint
+# %% ../nbs/02a_corruptions.ipynb 22
+def _snow_layer(shape, c, rng):
+    "The reference's snow layer: zoomed, thresholded noise, saved as an 8-bit image, motion-blurred, read back as 8 bits."
+    layer = _clipped_zoom(rng.normal(size=shape, loc=c[0], scale=c[1]), c[2])
+    layer[layer < c[3]] = 0
+    layer = np.floor(np.clip(layer, 0, 1) * 255)                      # `(… * 255).astype(np.uint8)`: truncation
+    layer = _motion_blur(layer, c[4], c[5], rng.uniform(-135, -45, shape[0]))
+    return np.floor(np.round(layer * 257) / 257) / 255                  # ImageMagick Q16: 16 bits, rounded; 8-bit PNG: ⌊Q/257⌋
 
 def snow(x, s, rng):
     "A layer of zoomed, thresholded, motion-blurred noise (and its mirror image) on a greyed image."
     c = [(0.1, 0.2, 1, 0.6, 8, 3, 0.95), (0.1, 0.2, 1, 0.5, 10, 4, 0.9), (0.15, 0.3, 1.75, 0.55, 10, 4, 0.9),
          (0.25, 0.3, 2.25, 0.6, 12, 6, 0.85), (0.3, 0.3, 1.25, 0.65, 14, 12, 0.8)][s - 1]
-    layer = _clipped_zoom(rng.normal(size=x.shape[:3] + (1,), loc=c[0], scale=c[1]), c[2])
-    layer[layer < c[3]] = 0
-    layer = np.floor(np.clip(layer, 0, 1) * 255) / 255                 # the original blurs a uint8 image
-    layer = _motion_blur(layer, c[4], c[5], rng.uniform(-135, -45, len(x)))
+    layer = _snow_layer(x.shape[:3] + (1,), c, rng)
     x = c[6] * x + (1 - c[6]) * np.maximum(x, _gray(x) * 1.5 + 0.5)
     return x + layer + np.rot90(layer, k=2, axes=(1, 2))
 
-def frost(x, s, rng):
-    "The image blended with a frost layer (procedural here, photographs in the original)."
+class FrostPhotosNotFoundError(DataNotFoundError):
+    "The frost photographs are not in the data cache; the message says how to get them."
+    def __init__(self, folder, missing):
+        self.name, self.path = FROST_INFO.name, Path(folder)
+        FileNotFoundError.__init__(self, f"frost: the photographs {', '.join(missing)} are not in {folder}. Get them in one of two ways:\n"
+            f"  1. offline: midl_data import FOLDER, where FOLDER holds {FROST_INFO.folder}/ (e.g. the shared data folder)\n"
+            f"  2. online: download {', '.join(FROST_INFO.meta)} from {FROST_URL} into {folder}")
+
+def _shrink5(a):
+    "OpenCV's `resize(a, (0, 0), fx=0.2, fy=0.2)` (bilinear): output pixel i reads (i + ½)·5 − ½ = 5i + 2, a whole pixel."
+    return a[2::5, 2::5][:round(a.shape[0] * 0.2), :round(a.shape[1] * 0.2)]
+
+@lru_cache(maxsize=4)
+def _frost_photos(folder:str) -> tuple:
+    "frost1–frost5 of `folder` as RGB `uint8` arrays, shrunk by 0.2 as for CIFAR (frost6 is never drawn)."
+    paths = [Path(folder)/f for f in FROST_INFO.meta[:5]]
+    missing = [p.name for p in paths if not p.is_file()]
+    if missing: raise FrostPhotosNotFoundError(folder, missing)
+    return tuple(_shrink5(np.asarray(Image.open(p).convert('RGB'))) for p in paths)   # = cv2.imread's BGR[..., ::-1]
+
+def frost(x, s, rng, root=None):
+    "The image blended with a random crop of one of the frost photographs (from the data cache `root`)."
     a, b = [(1, 0.2), (1, 0.3), (0.9, 0.4), (0.85, 0.4), (0.75, 0.45)][s - 1]
-    return a * x + b * _frost_layer(len(x), x.shape[1], x.shape[2], x.shape[3], rng)
+    photos = _frost_photos(str(FROST_INFO.path(data_root(root))))
+    n, h, w, c = x.shape; layer = np.empty((n, h, w, 3))
+    for i, k in enumerate(rng.integers(5, size=n)):                  # randint(5): frost1 … frost5
+        p = photos[k]
+        top, left = rng.integers(0, p.shape[0] - h), rng.integers(0, p.shape[1] - w)    # randint(0, H' - 32)
+        layer[i] = p[top:top + h, left:left + w]
+    if c == 1: layer = _gray(layer)
+    return (a * (x * 255) + b * layer) / 255                          # c0·X + c1·F in grey levels, as the reference
 
 def fog(x, s, rng):
     "A plasma fractal added to the image, rescaled to keep its maximum."
@@ -200,7 +234,7 @@ def fog(x, s, rng):
     x = x + a * plasma_fractal(len(x), _pow2(max(h, w)), decay, rng)[:, :h, :w, None]
     return x * mx / (mx + a)
 
-# %% ../nbs/02a_corruptions.ipynb 22
+# %% ../nbs/02a_corruptions.ipynb 26
 def brightness(x, s, rng):
     "The HSV value channel raised by `c`: a rescaling of the RGB values by V'/V."
     c = [.05, .1, .15, .2, .3][s - 1]
@@ -234,35 +268,33 @@ def elastic_transform(x, s, rng):
     gy = np.broadcast_to((yy[None] + dy)[..., None], x.shape); gx = np.broadcast_to((xx[None] + dx)[..., None], x.shape)
     return ndimage.map_coordinates(x, [nn, gy, gx, cc], order=1, mode='reflect')
 
+def _pil_images(x):
+    "The images of an N×H×W×C batch in [0, 1] as Pillow images (`uint8`, truncated; mode 'L' for grey ones)."
+    for im in np.clip(x * 255, 0, 255).astype(np.uint8): yield Image.fromarray(im[..., 0] if im.shape[-1] == 1 else im)
+
+def _from_pil(ims, shape):
+    "Pillow images back into an N×H×W×C batch in [0, 1]."
+    return np.stack([np.asarray(im, dtype=np.float64).reshape(shape[1:]) for im in ims]) / 255
+
 def pixelate(x, s, rng):
-    "Box downsampling and box upsampling back (PIL's BOX filter)."
+    "Box downsampling to `int(32·c)` pixels and back, by Pillow on `uint8` images as in the reference."
     c = [0.95, 0.9, 0.85, 0.75, 0.65][s - 1]; h, w = x.shape[1:3]
-    hs, ws = int(h * c), int(w * c)
-    q = lambda a: np.clip(np.round(a * 255), 0, 255) / 255                 # PIL works on uint8 images
-    down = _resize(q(x), _box_matrix(h, hs), _box_matrix(w, ws))
-    return _resize(q(down), _box_matrix(hs, h), _box_matrix(ws, w))
+    return _from_pil([im.resize((int(w * c), int(h * c)), Image.BOX).resize((w, h), Image.BOX) for im in _pil_images(x)], x.shape)
 
 def jpeg_compression(x, s, rng):
     "A JPEG round trip at a low quality."
-    c = [80, 65, 58, 50, 40][s - 1]; out = np.empty_like(x)
-    for i, im in enumerate(np.clip(x * 255, 0, 255).astype(np.uint8)):
-        buf = io.BytesIO(); Image.fromarray(im[..., 0] if im.shape[-1] == 1 else im).save(buf, 'JPEG', quality=c)
-        out[i] = np.asarray(Image.open(buf), dtype=np.float64).reshape(im.shape) / 255
-    return out
+    c = [80, 65, 58, 50, 40][s - 1]
+    def rt(im): buf = io.BytesIO(); im.save(buf, 'JPEG', quality=c); return Image.open(buf)
+    return _from_pil([rt(im) for im in _pil_images(x)], x.shape)
 
-def _box_matrix(n_in:int, n_out:int) -> np.ndarray:
-    "The `n_out × n_in` matrix of PIL's BOX resize (read off by resizing unit impulses)."
-    eye = Image.fromarray(np.eye(n_in, dtype=np.float32))          # a float image (PIL mode 'F')
-    return np.asarray(eye.resize((n_out, n_in), Image.BOX), dtype=np.float64).T
-
-# %% ../nbs/02a_corruptions.ipynb 24
+# %% ../nbs/02a_corruptions.ipynb 30
 _CORRUPTION_FNS = {f.__name__: f for f in [gaussian_noise, shot_noise, impulse_noise, defocus_blur, glass_blur, motion_blur,
                                            zoom_blur, snow, frost, fog, brightness, contrast, elastic_transform, pixelate,
                                            jpeg_compression]}
 assert tuple(_CORRUPTION_FNS) == CORRUPTIONS
 
-# %% ../nbs/02a_corruptions.ipynb 26
-def corrupt_images(x, corruption:str, severity:int=3, seed:int=0, chunk:int=500) -> torch.Tensor:
+# %% ../nbs/02a_corruptions.ipynb 32
+def corrupt_images(x, corruption:str, severity:int=3, seed:int=0, chunk:int=500, root=None) -> torch.Tensor:
     "Images `x` (N×C×H×W or C×H×W; `uint8` or floats in [0, 1]) under `corruption` at `severity`, as `uint8`."
     _check_corruption(corruption, severity)
     x = torch.as_tensor(x); single = x.ndim == 3
@@ -270,14 +302,41 @@ def corrupt_images(x, corruption:str, severity:int=3, seed:int=0, chunk:int=500)
     a = x.numpy().astype(np.float64) / (255 if x.dtype == torch.uint8 else 1)
     a = a.transpose(0, 2, 3, 1)
     rng = np.random.default_rng([seed, CORRUPTIONS.index(corruption), severity])
-    fn = _CORRUPTION_FNS[corruption]
+    fn = partial(frost, root=root) if corruption == 'frost' else _CORRUPTION_FNS[corruption]   # frost reads the cache
     out = np.concatenate([np.clip(fn(a[i:i + chunk], severity, rng), 0, 1) for i in range(0, len(a), chunk)]) if len(a) else a
     out = torch.from_numpy((out * 255).astype(np.uint8).transpose(0, 3, 1, 2).copy())
     return out[0] if single else out
 
-# %% ../nbs/02a_corruptions.ipynb 32
-def corrupt_dataset(ds, corruption:str, severity:int=3, seed:int=0, root=None, prefer_released:bool=True):
-    "Copy of image dataset `ds` under `corruption` at `severity` (released CIFAR-10-C files when they apply)."
+# %% ../nbs/02a_corruptions.ipynb 38
+def _generated_path(x, corruption, severity, seed, root) -> Path:
+    "The cache file of `corruption` of images `x`: named by the images' bytes, the corruption, severity, seed and version."
+    a = np.ascontiguousarray(torch.as_tensor(x).numpy())
+    h = hashlib.md5(a.tobytes()); h.update(f'{a.dtype} {a.shape} {corruption} {severity} {seed} v{CORRUPTIONS_VERSION}'.encode())
+    return data_root(root)/'cifar10c-generated'/f'{corruption}-s{severity}-seed{seed}-{h.hexdigest()}.npy'
+
+def _save_npy(a, path):
+    from midl.experiment import atomic_write                       # here: midl.experiment imports the data modules
+    def write(tmp):
+        with open(tmp, 'wb') as f: np.save(f, a)
+    atomic_write(path, write)
+
+def _cached_corruption(x, corruption, severity, seed, root) -> torch.Tensor:
+    "`corrupt_images(x, …)` read from the data cache when it is there, else generated and stored."
+    path = _generated_path(x, corruption, severity, seed, root)
+    if path.exists():
+        try:
+            a = np.load(path)
+            if a.shape == tuple(x.shape) and a.dtype == np.uint8: return torch.from_numpy(a)
+            why = f'holds {a.shape} {a.dtype}, expected {tuple(x.shape)} uint8'
+        except (ValueError, OSError, EOFError) as e: why = f'is unreadable ({e})'
+        warnings.warn(f'{path} {why}; generating the corrupted images again')
+    out = corrupt_images(x, corruption, severity, seed, root=root)
+    try: _save_npy(out.numpy(), path)
+    except OSError as e: warnings.warn(f'could not keep the corrupted images in {path.parent} ({e}); they are generated each time')
+    return out
+
+def corrupt_dataset(ds, corruption:str, severity:int=3, seed:int=0, root=None, prefer_released:bool=True, cache:bool=True):
+    "Copy of image dataset `ds` under `corruption` at `severity` (released CIFAR-10-C files when they apply, else generated and cached)."
     _check_corruption(corruption, severity)
     if not isinstance(ds, ArrayDataset): ds = as_array_dataset(ds)
     full_c10_test = getattr(ds, 'name', '') == 'cifar10' and not ds.train and len(ds) == 10000 \
@@ -286,7 +345,8 @@ def corrupt_dataset(ds, corruption:str, severity:int=3, seed:int=0, root=None, p
         rel = load_cifar10c(corruption, severity, root)
         if torch.equal(rel.targets, ds.targets): return rel
     if ds.modality != 'image': raise ValueError(f'{ds.name}: corruptions apply to images, not {ds.modality} data')
-    x = corrupt_images(ds.x, corruption, severity, seed)
+    x = (_cached_corruption(ds.x, corruption, severity, seed, root) if cache
+         else corrupt_images(ds.x, corruption, severity, seed, root=root))
     new = ds.subset(np.arange(len(ds)))
     new.x, new.corruption, new.severity, new.corruption_source = x, corruption, severity, 'generated'
     new.description = f'{ds.description}, {corruption} severity {severity} (generated)'

@@ -174,10 +174,10 @@ def run(spec:RunSpec, root=None, progress=False, model_path=None, workers:int=1)
                 finished=datetime.now(timezone.utc).isoformat(timespec='seconds'))
 
 def robust_accuracy(model, test, spec, device, root=None):
-    "Accuracy on the test set under `spec.corruption` at `spec.severity` (mean over the 15 types for 'all')."
+    "Accuracy on the test set under `spec.corruption` at `spec.severity` (mean over the 15 types for 'all'), one fixed corrupted set."
     from midl import data as D
     names = D.CORRUPTIONS if spec.corruption == 'all' else [spec.corruption]
-    accs = [evaluate(model, D.corrupt_dataset(test, c, spec.severity, seed=spec.seed), device=device)['accuracy']
+    accs = [evaluate(model, D.corrupt_dataset(test, c, spec.severity, seed=0, root=root), device=device)['accuracy']   # seed 0 for every run
             for c in names]
     return float(np.mean(accs))
 

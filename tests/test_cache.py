@@ -118,7 +118,7 @@ def test_find_items_and_listing_follow_the_registry(tmp_path):
     assert [i[0] for i in items] == sorted(r.folder for r in cache._cache_items() if r.folder)
     assert {k: v for k, v, _ in items}['MNIST/raw'] == 'idx' and {k: v for k, v, _ in items}['SVHN'] == 'svhn'
     listing = D.cache_listing(tmp_path/'empty')
-    assert listing.dataset.tolist() == [*D.DATASETS[:-1], 'cifar10c', 'digits'] and listing.available.tolist() == [False] * 9 + [True]
+    assert listing.dataset.tolist() == [*D.DATASETS[:-1], 'cifar10c', 'cifar10c_frost', 'digits'] and listing.available.tolist() == [False] * 10 + [True]
 
 def test_known_md5s_come_from_the_records():
     k = D.known_md5s()

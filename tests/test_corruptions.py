@@ -73,3 +73,127 @@ def test_corruptions_are_top_level_functions_in_order():
     x = np.full((2, 8, 8, 3), 0.5)
     assert np.allclose(C.contrast(x, 3, np.random.default_rng(0)), x)          # a flat image has no contrast to lose
     assert C.CIFAR10C_INFO.folder == 'CIFAR-10-C' and C.CIFAR10C_INFO.name not in D.REGISTRY
+
+# ---- agreement with make_cifar_c.py on hand-checkable cases, the frost photographs, the cache of generated sets
+
+class Draws:
+    "Stands in for a numpy Generator: returns scripted draws in order."
+    def __init__(self, *vals): self.vals = list(vals)
+    def _next(self, size): v = np.asarray(self.vals.pop(0)); return v.reshape(size) if size is not None else v
+    def integers(self, low, high=None, size=None): return self._next(size)
+    def normal(self, size=None, loc=0., scale=1.): return self._next(size)
+    def uniform(self, low=0., high=1., size=None): return self._next(size)
+
+def write_frost(root, size=(200, 300)):
+    "Synthetic frost photographs in the cache `root`: red = row, green = column, blue = 7 + file index."
+    from PIL import Image
+    d = Path(root)/C.FROST_INFO.folder; d.mkdir(parents=True, exist_ok=True)
+    r, c = np.meshgrid(np.arange(size[0]), np.arange(size[1]), indexing='ij')
+    for i, f in enumerate(C.FROST_INFO.meta):
+        Image.fromarray(np.stack([r % 256, c % 256, np.full_like(r, 7 + i)], -1).astype(np.uint8)).save(d/f, quality=100)
+    return d
+
+@pytest.fixture(autouse=True)
+def frost_cache(tmp_path, monkeypatch):
+    "Every test here gets its own data cache with synthetic frost photographs (never the real cache)."
+    write_frost(tmp_path/'cache'); monkeypatch.setenv('MIDL_DATA', str(tmp_path/'cache'))
+    return tmp_path/'cache'
+
+def test_glass_blur_copies_like_the_reference():
+    u = np.arange(16.).reshape(1, 4, 4, 1)
+    pairs = [(-1, -1), (0, -1), (-1, 0), (-1, -1)]              # (dx, dy) at (3,3), (3,2), (2,3), (2,2)
+    out = C.glass_blur(u / 255, 1, Draws(*[np.array(p)[:, None] for p in pairs]))[0, ..., 0] * 255   # σ 0.05: no blur
+    copied = np.array([[0, 1, 2, 3], [4, 5, 6, 7], [8, 9, 5, 10], [12, 13, 10, 10]])
+    swapped = np.array([[0, 1, 2, 3], [4, 11, 6, 7], [8, 9, 5, 14], [12, 13, 15, 10]])
+    assert np.allclose(out, copied) and not np.allclose(out, swapped)
+
+def test_snow_layer_truncates_then_passes_imagemagick_8_bits():
+    one = np.zeros((1, 24, 3, 1)); one[0, :, 0] = one[0, 2, 2] = 0.999
+    sl = C._snow_layer(one.shape, (0.1, 0.2, 1, 0.6, 8, 3, 0.95), Draws(one, [-90.]))[0, ..., 0] * 255
+    assert sl[:, 0].tolist() == [254] * 24                      # uint8 truncation: 254.7 → 254, and it stays 254
+    w = np.exp(-np.arange(17) ** 2 / 18); w /= w.sum()
+    assert sl[2:19, 2].tolist() == np.floor(np.round(254 * w * 257) / 257).tolist() == [59, 56, 47, 36, 24, 14, 8, 3, 1] + [0] * 8
+
+def test_pixelate_is_pillow_box_on_uint8():
+    px = np.tile(np.array([10., 50, 91, 130]), (1, 4, 1))[..., None] / 255
+    assert (C.pixelate(px, 4, None) * 255)[0, 0, :, 0].round(9).tolist() == [10, 71, 71, 130]     # 70.5 → 71
+    from PIL import Image
+    u = (smooth_images(2) * 255).to(torch.uint8)
+    out = D.corrupt_images(u, 'pixelate', 2)
+    for im, o in zip(u, out):
+        ref = Image.fromarray(im.permute(1, 2, 0).numpy()).resize((28, 28), Image.BOX).resize((32, 32), Image.BOX)
+        assert np.array_equal(np.asarray(ref), o.permute(1, 2, 0).numpy())
+
+def test_defocus_disk_is_float32():
+    for p in [(0.3, 0.4), (0.4, 0.5), (0.5, 0.6), (1, 0.2), (1.5, 0.1)]:
+        k = C._disk(*p); assert k.dtype == np.float32 and abs(k.sum(dtype=np.float32) - 1) < 1e-6
+    g = np.exp(-np.array([1., 0, 1]) / (2 * 0.4 ** 2)); g = (g / g.sum()).astype(np.float32)
+    imp = np.zeros((1, 9, 9, 1)); imp[0, 4, 4] = 1
+    assert C.defocus_blur(imp, 1, None)[0, 3:6, 3:6, 0].tolist() == np.outer(g, g).astype(np.float64).tolist()
+
+def test_against_opencv_when_installed():
+    cv2 = pytest.importorskip('cv2')
+    for p in [(0.3, 0.4), (0.4, 0.5), (0.5, 0.6), (1, 0.2), (1.5, 0.1)]:
+        L = np.arange(-8, 9); X, Y = np.meshgrid(L, L)
+        d = ((X ** 2 + Y ** 2) <= p[0] ** 2).astype(np.float32); d /= d.sum()
+        assert np.allclose(C._disk(*p), cv2.GaussianBlur(d, (3, 3), sigmaX=p[1]), rtol=0, atol=1e-9)
+    a = np.random.default_rng(0).integers(0, 256, (323, 487, 3)).astype(np.uint8)
+    assert np.array_equal(C._shrink5(a), cv2.resize(a, (0, 0), fx=0.2, fy=0.2))
+
+def test_frost_crop_blend_and_channels(frost_cache):
+    x = np.full((1, 2, 2, 3), 100 / 255)
+    f = np.floor(np.clip(C.frost(x, 1, Draws([0], 3, 4)), 0, 1) * 255)[0]     # frost1, crop at row 3, column 4
+    assert f[..., 0].tolist() == [[103, 103], [104, 104]]       # 100 + 0.2 · (5·(3 + i) + 2)
+    assert f[..., 1].tolist() == [[104, 105], [104, 105]]       # 100 + 0.2 · (5·(4 + j) + 2)
+    assert f[..., 2].tolist() == [[101, 101], [101, 101]]       # blue is blue: RGB, not BGR
+    shrunk = C._frost_photos(str(frost_cache/C.FROST_INFO.folder))
+    assert [p.shape for p in shrunk] == [(40, 60, 3)] * 5 and shrunk[2][0, 0].tolist() == [2, 2, 9]
+
+def test_frost_without_photographs_names_the_fix(tmp_path):
+    with pytest.raises(C.FrostPhotosNotFoundError, match='midl_data import') as e:
+        D.corrupt_images(smooth_images(1), 'frost', 3, root=tmp_path/'empty')
+    assert C.FROST_URL in str(e.value) and isinstance(e.value, D.DataNotFoundError)
+
+def test_midl_data_imports_the_frost_photographs(tmp_path):
+    src = Path('/work/shared/data')
+    if not (src/C.FROST_INFO.folder).is_dir():                # the real files, md5-checked; else synthetic ones (no md5)
+        src = tmp_path/'src'; write_frost(src)
+    root = tmp_path/'c'
+    assert [i[0] for i in D.find_items(src) if i[0] == C.FROST_INFO.folder] == [C.FROST_INFO.folder]
+    from midl import cache
+    item = [i for i in D.find_items(src) if i[0] == C.FROST_INFO.folder][0]
+    status = cache.import_item(*item, root, log=lambda s: None)
+    assert status == ('installed' if src == Path('/work/shared/data') else 'failed')      # synthetic files: md5 mismatch
+    if status == 'installed':
+        assert C.FROST_INFO.available(root)
+        assert D.known_md5s()['cifar10c-frost/frost1.png'] == {'6ead634ace1f366d77e87078b465863c': 'official'}
+        assert D.corrupt_images(smooth_images(1), 'frost', 3, root=root).shape == (1, 3, 32, 32)
+
+def test_corrupt_dataset_caches_generated_sets(frost_cache, monkeypatch):
+    te = D.get_dataset('digits', train=False).subset(np.arange(40))
+    first = D.corrupt_dataset(te, 'glass_blur', 2, seed=3)
+    files = list((frost_cache/'cifar10c-generated').glob('glass_blur-s2-seed3-*.npy'))
+    assert len(files) == 1
+    def boom(*a, **k): raise AssertionError('generated again instead of read from the cache')
+    monkeypatch.setattr(C, 'corrupt_images', boom)
+    assert torch.equal(D.corrupt_dataset(te, 'glass_blur', 2, seed=3).x, first.x)
+    with pytest.raises(AssertionError, match='generated again'): D.corrupt_dataset(te, 'glass_blur', 2, seed=4)   # other key
+    monkeypatch.undo(); monkeypatch.setenv('MIDL_DATA', str(frost_cache))
+    files[0].write_bytes(files[0].read_bytes()[:500])                        # truncated: regenerated, with a warning
+    with pytest.warns(UserWarning, match='unreadable'): again = D.corrupt_dataset(te, 'glass_blur', 2, seed=3)
+    assert torch.equal(again.x, first.x) and np.load(files[0]).shape == tuple(te.x.shape)
+    other = te.subset(np.arange(40)); other.x = other.x.clone(); other.x[0, 0, 0, 0] += 0.5
+    assert C._generated_path(other.x, 'glass_blur', 2, 3, None) != files[0]          # the images' bytes are in the key
+    assert C._generated_path(te.x, 'glass_blur', 2, 3, None) == files[0]
+    monkeypatch.setattr(C, 'CORRUPTIONS_VERSION', C.CORRUPTIONS_VERSION + 1)
+    assert C._generated_path(te.x, 'glass_blur', 2, 3, None) != files[0]
+
+def test_robust_accuracy_uses_one_fixed_corrupted_test_set(tmp_path, monkeypatch):
+    from midl.experiment import RunSpec, robust_accuracy
+    te = D.get_dataset('digits', train=False).subset(np.arange(20))
+    calls = []
+    def spy(ds, c, severity, seed=0, root=None, **k): calls.append((c, severity, seed, root)); return ds
+    monkeypatch.setattr(D, 'corrupt_dataset', spy, raising=False)
+    model = torch.nn.Sequential(torch.nn.Flatten(), torch.nn.Linear(64, 10))
+    for seed in (1, 2): robust_accuracy(model, te, RunSpec(seed=seed, corruption='fog'), 'cpu', root=tmp_path)
+    assert calls == [('fog', 3, 0, tmp_path)] * 2
