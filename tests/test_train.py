@@ -69,3 +69,18 @@ def test_evaluate_exact_metrics_and_restores_modes():
     assert r['loss'] == pytest.approx(nn.functional.cross_entropy(m(X), y).item(), rel=1e-6)
     assert m[0].training and not m[1].training                           # each submodule's own mode is back
     predict(m, TensorDataset(X, y)); assert m[0].training and not m[1].training
+
+def test_fused_and_channels_last_train_the_same_model():
+    "Fused Adam and NHWC images change how fast a step runs, not what it computes (up to float rounding)."
+    import copy
+    from torch.utils.data import TensorDataset
+    from midl.train import fit, TrainConfig
+    torch.manual_seed(0)
+    data = TensorDataset(torch.rand(96, 3, 8, 8), torch.randint(0, 3, (96,)))
+    net = torch.nn.Sequential(torch.nn.Conv2d(3, 4, 3), torch.nn.ReLU(), torch.nn.Flatten(), torch.nn.Linear(144, 3))
+    cfg = TrainConfig(epochs=2, batch_size=32, progress=False)
+    a, ha = fit(copy.deepcopy(net), data, config=cfg, fused=False, channels_last=False)
+    b, hb = fit(copy.deepcopy(net), data, config=cfg)                        # fused Adam, NHWC (a conv model on CPU)
+    assert b[0].weight.is_contiguous(memory_format=torch.channels_last) and not a[0].weight.is_contiguous(memory_format=torch.channels_last)
+    for p, q in zip(a.parameters(), b.parameters()): torch.testing.assert_close(p, q, rtol=1e-4, atol=1e-5)
+    assert abs(ha[-1]['train_loss'] - hb[-1]['train_loss']) < 1e-5
