@@ -9,7 +9,7 @@ from pathlib import Path
 import pandas as pd
 from .formats import CorruptDataError, md5sum, _reading
 from .data import REGISTRY, DATASETS, APPROX_CIFAR10_MD5, DataNotFoundError, data_root, get_dataset, _tv
-from .corruptions import CORRUPTIONS, CIFAR10C_INFO, FROST_INFO, load_cifar10c
+from .corruptions import CORRUPTIONS, CIFAR10C_INFO, FROST_INFO, load_cifar10c, download_frost
 
 # %% auto 0
 __all__ = ['known_md5s', 'find_items', 'import_item', 'import_folder', 'data_provenance', 'cache_listing', 'download',
@@ -217,11 +217,13 @@ def cache_listing(root=None) -> pd.DataFrame:
     return pd.DataFrame([_listing_row(i, root) for i in sorted(_cache_items(), key=lambda i: not i.folder)])   # digits last
 
 def download(names, root=None, log=print) -> dict:
-    "Fetch each of `names` (`DATASETS`, or 'cifar10c' for the released CIFAR-10-C) with its loader; `{name: 'ok' or the error}`."
-    res = {}
+    "Fetch each of `names` (`DATASETS`, 'cifar10c', 'cifar10c_frost'; cifar10 brings the frost photographs too); `{name: 'ok' or the error}`."
+    res, frost = {}, FROST_INFO.name
+    if 'cifar10' in names and frost not in names: names = [*names, frost]      # CIFAR-10-C evaluation needs the photographs
     for n in names:
         try:
             if n == 'cifar10c': load_cifar10c(CORRUPTIONS[0], root=root, download=True)
+            elif n == frost: download_frost(root, log=log)
             else: [get_dataset(n, train, root, download=True) for train in (True, False)]   # SVHN fetches per split
             res[n] = 'ok'
         except (DataNotFoundError, CorruptDataError, ValueError) as e: res[n] = str(e).splitlines()[-1]
@@ -238,7 +240,8 @@ def midl_data(argv=None) -> int:
     imp.add_argument('folder'); imp.add_argument('--force', action='store_true', help='re-import items already there')
     imp.add_argument('--allow-mismatch', action='store_true', help='install items even when a known md5 differs')
     dl = sub.add_parser('download', help='fetch datasets from their official sources (needs the internet)')
-    dl.add_argument('names', nargs='+', metavar='NAME', help=f"one or more of: {', '.join(DATASETS)}, cifar10c")
+    dl.add_argument('names', nargs='+', metavar='NAME', help=f"one or more of: {', '.join(DATASETS)}, cifar10c, {FROST_INFO.name} "
+                    f"(the frost photographs of CIFAR-10-C; cifar10 brings them too)")
     sub.add_parser('list', help='show what the cache holds')
     a = p.parse_args(argv)
     if a.cmd == 'list':

@@ -4,21 +4,21 @@
 
 # %% ../nbs/02a_corruptions.ipynb 4
 from __future__ import annotations
-import hashlib, io, warnings
+import hashlib, io, os, shutil, tempfile, warnings
 from functools import lru_cache, partial
 from pathlib import Path
 import numpy as np, torch
 from PIL import Image
 from scipy import ndimage
-from .formats import CorruptDataError
+from .formats import CorruptDataError, md5sum
 from .data import ArrayDataset, DataNotFoundError, DatasetInfo, as_array_dataset, data_root, _download
 
 # %% auto 0
-__all__ = ['CORRUPTIONS', 'CIFAR10_CLASSES', 'CIFAR10C_URL', 'CIFAR10C_MD5', 'CIFAR10C_INFO', 'FROST_URL', 'FROST_INFO',
-           'CORRUPTIONS_VERSION', 'load_cifar10c', 'plasma_fractal', 'gaussian_noise', 'shot_noise', 'impulse_noise',
-           'defocus_blur', 'glass_blur', 'motion_blur', 'zoom_blur', 'snow', 'FrostPhotosNotFoundError', 'frost', 'fog',
-           'brightness', 'contrast', 'elastic_transform', 'pixelate', 'jpeg_compression', 'corrupt_images',
-           'corrupt_dataset']
+__all__ = ['CORRUPTIONS', 'CIFAR10_CLASSES', 'CIFAR10C_URL', 'CIFAR10C_MD5', 'CIFAR10C_INFO', 'FROST_URL', 'FROST_DOWNLOAD_URL',
+           'FROST_INFO', 'CORRUPTIONS_VERSION', 'load_cifar10c', 'plasma_fractal', 'gaussian_noise', 'shot_noise',
+           'impulse_noise', 'defocus_blur', 'glass_blur', 'motion_blur', 'zoom_blur', 'snow',
+           'FrostPhotosNotFoundError', 'frost', 'fog', 'brightness', 'contrast', 'elastic_transform', 'pixelate',
+           'jpeg_compression', 'corrupt_images', 'corrupt_dataset', 'download_frost', 'check_corruption_inputs']
 
 # %% ../nbs/02a_corruptions.ipynb 7
 CORRUPTIONS = ('gaussian_noise', 'shot_noise', 'impulse_noise', 'defocus_blur', 'glass_blur', 'motion_blur', 'zoom_blur',
@@ -27,6 +27,7 @@ CIFAR10_CLASSES = ['airplane', 'automobile', 'bird', 'cat', 'deer', 'dog', 'frog
 CIFAR10C_URL, CIFAR10C_MD5 = 'https://zenodo.org/record/2535967/files/CIFAR-10-C.tar', '56bf5dcef84df0e2308c6dcbcbbd8499'
 CIFAR10C_INFO = DatasetInfo('cifar10c', 'CIFAR-10-C', 'CIFAR-10-C', test=('labels.npy',), archives=('CIFAR-10-C*.tar*',))
 FROST_URL = 'https://github.com/hendrycks/robustness/tree/master/ImageNet-C/create_c'       # frost1.png … frost6.jpg
+FROST_DOWNLOAD_URL = 'https://raw.githubusercontent.com/hendrycks/robustness/master/ImageNet-C/create_c/'   # + file name
 FROST_INFO = DatasetInfo('cifar10c_frost', 'CIFAR-10-C frost photographs', 'cifar10c-frost',
                          meta=('frost1.png', 'frost2.png', 'frost3.png', 'frost4.jpg', 'frost5.jpg', 'frost6.jpg'),
                          md5s={'frost1.png': '6ead634ace1f366d77e87078b465863c', 'frost2.png': '98f0d2b1d74a048d3bc9c7ecfd886939',
@@ -196,11 +197,12 @@ def snow(x, s, rng):
 
 class FrostPhotosNotFoundError(DataNotFoundError):
     "The frost photographs are not in the data cache; the message says how to get them."
-    def __init__(self, folder, missing):
+    def __init__(self, folder, missing, note:str=''):
         self.name, self.path = FROST_INFO.name, Path(folder)
         FileNotFoundError.__init__(self, f"frost: the photographs {', '.join(missing)} are not in {folder}. Get them in one of two ways:\n"
-            f"  1. offline: midl_data import FOLDER, where FOLDER holds {FROST_INFO.folder}/ (e.g. the shared data folder)\n"
-            f"  2. online: download {', '.join(FROST_INFO.meta)} from {FROST_URL} into {folder}")
+            f"  1. online: midl_data download {FROST_INFO.name} (the files of {FROST_URL}; --root or MIDL_DATA picks the cache)\n"
+            f"  2. offline: midl_data import FOLDER, where FOLDER holds {FROST_INFO.folder}/ (e.g. the shared data folder)"
+            + (f"\n{note}" if note else ''))
 
 def _shrink5(a):
     "OpenCV's `resize(a, (0, 0), fx=0.2, fy=0.2)` (bilinear): output pixel i reads (i + ½)·5 − ½ = 5i + 2, a whole pixel."
@@ -351,3 +353,40 @@ def corrupt_dataset(ds, corruption:str, severity:int=3, seed:int=0, root=None, p
     new.x, new.corruption, new.severity, new.corruption_source = x, corruption, severity, 'generated'
     new.description = f'{ds.description}, {corruption} severity {severity} (generated)'
     return new
+
+# %% ../nbs/02a_corruptions.ipynb 42
+def _fetch_frost(names, stage:Path, log):
+    "Download the frost photographs `names` into `stage`, each checked against its official md5."
+    from torchvision.datasets.utils import download_url
+    for f in names:
+        url, md5 = FROST_DOWNLOAD_URL + f, FROST_INFO.md5s[f]
+        log(f'  fetching {url}')
+        download_url(url, str(stage), f, md5=None)            # md5 checked here instead, with a message naming the file
+        if (got := md5sum(stage/f)) != md5:
+            raise CorruptDataError(f'{url}: the downloaded {f} has md5 {got}, not the official {md5}; nothing was installed '
+                                   f'(try again later, or midl_data import FOLDER from a checked copy)')
+
+def download_frost(root=None, log=print) -> list:
+    "Fetch the frost photographs that the cache `root` lacks or holds with another md5; all are installed or none. Returns their names."
+    root = data_root(root); folder = FROST_INFO.path(root)
+    todo = [f for f in FROST_INFO.meta if not (folder/f).is_file() or md5sum(folder/f) != FROST_INFO.md5s[f]]
+    if not todo: return []
+    root.mkdir(parents=True, exist_ok=True)
+    stage = Path(tempfile.mkdtemp(dir=root, prefix=f'.{FROST_INFO.folder}.download-'))
+    try:
+        try: _fetch_frost(todo, stage, log)
+        except CorruptDataError: raise
+        except Exception as e: raise FrostPhotosNotFoundError(folder, todo, note=f'the download failed: {type(e).__name__}: {e}') from None
+        folder.mkdir(exist_ok=True)
+        for f in todo: os.replace(stage/f, folder/f)           # same file system: each file appears whole
+    finally: shutil.rmtree(stage, ignore_errors=True)
+    _frost_photos.cache_clear()
+    return todo
+
+def check_corruption_inputs(corruption:str=None, root=None, severity:int=3):
+    "Fail before training: `corruption` (None, 'all' or one of `CORRUPTIONS`) and `severity` are valid, and frost's photographs are in the cache `root`."
+    if not corruption: return
+    names = CORRUPTIONS if corruption == 'all' else (corruption,)
+    for c in names: _check_corruption(c, severity)
+    if 'frost' in names: _frost_photos(str(FROST_INFO.path(data_root(root))))
+

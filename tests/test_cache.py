@@ -125,3 +125,15 @@ def test_known_md5s_come_from_the_records():
     for rec in D.REGISTRY.values():
         for f, m in rec.md5s.items(): assert k[f'{rec.folder}/{f}'] == {m: 'official'}
     assert 'SVHN/test_32x32.mat' in k and len(k['cifar-10-batches-py/data_batch_1']) == 2
+
+def test_download_cifar10_brings_the_frost_photographs(tmp_path, monkeypatch, capsys):
+    calls = []
+    monkeypatch.setattr(D.REGISTRY['cifar10'], 'loader', lambda name, root, train=True, download=False, **kw: calls.append((name, train)))
+    monkeypatch.setattr(cache, 'download_frost', lambda root, log=print: calls.append(('frost', root)))
+    assert D.download(['cifar10'], root=tmp_path, log=lambda s: None) == {'cifar10': 'ok', 'cifar10c_frost': 'ok'}
+    assert calls == [('cifar10', True), ('cifar10', False), ('frost', tmp_path)]
+    calls.clear()
+    assert D.midl_data(['--root', str(tmp_path), 'download', 'cifar10c_frost', 'cifar10']) == 0
+    assert calls == [('frost', str(tmp_path)), ('cifar10', True), ('cifar10', False)]      # fetched once
+    with pytest.raises(SystemExit): D.midl_data(['download', '--help'])
+    assert 'cifar10c_frost' in ' '.join(capsys.readouterr().out.split())

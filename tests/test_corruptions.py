@@ -152,7 +152,63 @@ def test_frost_crop_blend_and_channels(frost_cache):
 def test_frost_without_photographs_names_the_fix(tmp_path):
     with pytest.raises(C.FrostPhotosNotFoundError, match='midl_data import') as e:
         D.corrupt_images(smooth_images(1), 'frost', 3, root=tmp_path/'empty')
-    assert C.FROST_URL in str(e.value) and isinstance(e.value, D.DataNotFoundError)
+    msg = str(e.value)
+    assert C.FROST_URL in msg and isinstance(e.value, D.DataNotFoundError)
+    assert 0 < msg.index('online: midl_data download cifar10c_frost') < msg.index('offline: midl_data import FOLDER')
+
+SHARED_FROST = Path('/work/shared/data')/C.FROST_INFO.folder
+
+@pytest.fixture
+def fake_download(tmp_path, monkeypatch):
+    "torchvision's `download_url` replaced by a copy of the real photographs (synthetic ones, with their md5s, without them)."
+    import torchvision.datasets.utils as tvu
+    src = SHARED_FROST if SHARED_FROST.is_dir() else write_frost(tmp_path/'src')
+    if src != SHARED_FROST:
+        from midl.formats import md5sum
+        monkeypatch.setattr(C.FROST_INFO, 'md5s', {f: md5sum(src/f) for f in C.FROST_INFO.meta})
+    calls, bad = [], {}
+    def fake_or_bad(url, root, filename=None, md5=None, **kw):                 # `bad`: file → bytes to write, or an error
+        calls.append(url)
+        what = bad.get(filename)
+        if isinstance(what, Exception): raise what
+        (Path(root)/filename).write_bytes(what if what is not None else (src/filename).read_bytes())
+    monkeypatch.setattr(tvu, 'download_url', fake_or_bad)
+    return calls, bad
+
+def test_download_frost_fills_the_cache(tmp_path, fake_download):
+    calls, _ = fake_download; root = tmp_path/'c'
+    assert D.download(['cifar10c_frost'], root=root, log=lambda s: None) == {'cifar10c_frost': 'ok'}
+    assert calls == [C.FROST_DOWNLOAD_URL + f for f in C.FROST_INFO.meta]
+    assert C.FROST_INFO.available(root) and not list(root.glob('.*'))            # no staging folder left
+    assert D.corrupt_images(smooth_images(1), 'frost', 3, root=root).shape == (1, 3, 32, 32)
+    C.check_corruption_inputs('all', root)
+    calls.clear()
+    assert D.midl_data(['--root', str(root), 'download', 'cifar10c_frost']) == 0 and calls == []    # all there: nothing fetched
+    (root/C.FROST_INFO.folder/'frost2.png').write_bytes(b'damaged')
+    assert C.download_frost(root, log=lambda s: None) == ['frost2.png']           # a file with another md5 is fetched again
+
+def test_download_frost_wrong_md5_installs_nothing(tmp_path, fake_download, capsys):
+    calls, bad = fake_download; root = tmp_path/'c'
+    bad['frost3.png'] = b'<html>404: Not Found</html>'
+    with pytest.raises(D.CorruptDataError, match=r'frost3\.png has md5 \w+, not the official'):
+        C.download_frost(root, log=lambda s: None)
+    assert list(root.rglob('*')) == []                                          # not even frost1.png, frost2.png
+    assert D.midl_data(['--root', str(root), 'download', 'cifar10c_frost']) == 1
+    out = capsys.readouterr().out
+    assert 'cifar10c_frost: FAILED' in out and 'frost3.png has md5' in out and list(root.rglob('*')) == []
+    bad['frost3.png'] = OSError('no network')                                   # offline: the error says what to do instead
+    with pytest.raises(C.FrostPhotosNotFoundError, match='midl_data import FOLDER') as e: C.download_frost(root, log=lambda s: None)
+    assert str(e.value).splitlines()[-1] == 'the download failed: OSError: no network' and list(root.rglob('*')) == []
+
+def test_check_corruption_inputs_fails_before_training(tmp_path):
+    empty = tmp_path/'empty'
+    for c in ('all', 'frost'):
+        with pytest.raises(C.FrostPhotosNotFoundError, match='midl_data download cifar10c_frost'): C.check_corruption_inputs(c, empty)
+    for c in ('gaussian_noise', 'fog', None, ''): C.check_corruption_inputs(c, empty)
+    with pytest.raises(ValueError, match='unknown corruption'): C.check_corruption_inputs('rain', empty)
+    with pytest.raises(ValueError, match='severity'): C.check_corruption_inputs('fog', empty, severity=6)
+    write_frost(tmp_path/'full'); C.check_corruption_inputs('all', tmp_path/'full')
+    C.check_corruption_inputs('frost')                                           # the autouse cache of MIDL_DATA has them
 
 def test_midl_data_imports_the_frost_photographs(tmp_path):
     src = Path('/work/shared/data')
