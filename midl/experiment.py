@@ -160,6 +160,8 @@ def provenance(spec:RunSpec, trained:Trained, root=None, workers:int=1):
 
 def run(spec:RunSpec, root=None, progress=False, model_path=None, workers:int=1):
     "Train and evaluate `spec`; returns the result record (a dict). With `model_path` the trained weights are saved there."
+    from midl.corruptions import check_corruption_inputs
+    check_corruption_inputs(spec.corruption, root, spec.severity)       # missing inputs (frost photographs): fail before training
     t0 = time.perf_counter()
     trained = train_spec(spec, root, progress)
     model, test, info, history, device, _ = trained

@@ -165,3 +165,11 @@ def test_workers_end_when_the_sweep_is_killed(tmp_path):
     left = [p for p in pids if _alive(p)]
     for p in left: os.kill(p, signal.SIGKILL)
     assert left == [], f'workers {left} outlived their sweep'
+
+def test_missing_frost_photographs_stop_a_run_before_training(tmp_path, monkeypatch):
+    "A spec evaluated on CIFAR-10-C fails at once when the frost photographs are missing, not after training."
+    from midl.corruptions import FrostPhotosNotFoundError
+    import midl.experiment as E
+    monkeypatch.setattr(E, 'train_spec', lambda *a, **k: pytest.fail('trained before checking the corruption inputs'))
+    with pytest.raises(FrostPhotosNotFoundError, match='midl_data download cifar10c_frost'):
+        E.run(E.RunSpec(dataset='digits', corruption='all'), root=tmp_path)
