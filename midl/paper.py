@@ -81,13 +81,13 @@ def model_name(rec):
 
 # %% ../nbs/07a_paper.ipynb 12
 def side_by_side(ours:pd.DataFrame, table:int):
-    "Our table (index: (dataset, model); cells: strings or numbers) interleaved with the paper's Table `table`."
+    "Our table (index: (dataset, model); cells: strings or numbers) interleaved with the paper's Table `table` where it has the column."
     paper = paper_table(table)
     idx = ours.index.union(paper.index, sort=False)
     out = pd.DataFrame(index=idx)
     for c in ours.columns:
         out[f'{c} (ours)'] = ours[c].reindex(idx).fillna('not run')
-        out[f'{c} (paper)'] = paper[c].reindex(idx) if c in paper.columns else np.nan
+        if c in paper.columns: out[f'{c} (paper)'] = paper[c].reindex(idx)          # a column the paper lacks: ours only
     return out
 
 def with_paper(table:pd.DataFrame, paper_table_no:int):
