@@ -35,7 +35,7 @@ setuptools.setup(
     packages=setuptools.find_packages(include=[cfg['lib_path'], cfg['lib_path'] + '.*']),
     include_package_data=True,
     install_requires=_list('requirements'),
-    extras_require={'repro': _list('repro_requirements'), 'dev': _list('dev_requirements')},
+    extras_require={k: _list(f'{k}_requirements') for k in ('repro', 'dev', 'ray')},
     python_requires='>=' + min_python,
     entry_points={'console_scripts': _list('console_scripts'),
                   'nbdev': [f"{cfg['lib_path']}={cfg['lib_path']}._modidx:d"]},

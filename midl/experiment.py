@@ -7,6 +7,7 @@ from __future__ import annotations
 import ctypes, hashlib, json, os, platform, signal, subprocess, sys, tempfile, threading, time, traceback, warnings
 from dataclasses import asdict, dataclass, field, fields
 from typing import NamedTuple
+from contextlib import contextmanager
 from datetime import datetime, timezone
 from pathlib import Path
 from concurrent.futures import ProcessPoolExecutor, as_completed
@@ -326,22 +327,27 @@ def _last_line(tb): return (tb.strip().splitlines() or [''])[-1]
 def _save_error(results_dir, spec, tb):
     return atomic_write(_error_path(results_dir, spec), lambda tmp: Path(tmp).write_text(tb))
 
+def _save_run(spec, results_dir, rec):
+    "Write `spec`'s record atomically; an earlier failure of this spec is stale now, so its error file goes."
+    write_json_atomic(rec, result_path(results_dir, spec))
+    _error_path(results_dir, spec).unlink(missing_ok=True)
+
+def _claim(spec, results_dir):
+    "Take `spec`'s lock for this process: None when taken, else its status: ('locked', pid), or ('done', None) when another sweep finished it meanwhile."
+    lock = _lock_path(results_dir, spec)
+    if (owner := _acquire_lock(lock)) is not None: return 'locked', owner
+    if _done(spec, results_dir, warn=False): _release_lock(lock); return 'done', None
+    return None
+
 def _run_and_save(spec, results_dir, root, threads, models_dir=None, workers:int=1):
     "Run `spec` under its lock; returns `(status, info)`: ('ran'|'done', None), ('locked', pid) or ('failed', traceback)."
     if threads: torch.set_num_threads(threads)
-    lock = _lock_path(results_dir, spec)
-    if (owner := _acquire_lock(lock)) is not None: return 'locked', owner
-    try:
-        if _done(spec, results_dir, warn=False): return 'done', None   # another sweep finished it meanwhile
-        try:
-            rec = run(spec, root, model_path=model_path(models_dir, spec) if models_dir else None, workers=workers)
-            write_json_atomic(rec, result_path(results_dir, spec))
-        except Exception:
-            tb = traceback.format_exc(); _save_error(results_dir, spec, tb)
-            return 'failed', tb
-        _error_path(results_dir, spec).unlink(missing_ok=True)            # an earlier failure of this spec is stale now
+    if (claim := _claim(spec, results_dir)) is not None: return claim
+    def go():
+        _save_run(spec, results_dir, run(spec, root, model_path=model_path(models_dir, spec) if models_dir else None, workers=workers))
         return 'ran', None
-    finally: _release_lock(lock)
+    try: return _attempt(go, results_dir, spec)
+    finally: _release_lock(_lock_path(results_dir, spec))
 
 def _attempt(call, results_dir, spec):
     "`call()`, with an exception around the run (a worker killed, a lock that cannot be taken) as a failure."
@@ -360,10 +366,33 @@ def _locked_message(locked, results_dir):
     return (f"{n} run{'s are' if n > 1 else ' is'} being run by another process (pid {pids}); their records are not "
             f"returned: run the sweep again when it has finished (if no such process runs, delete the .lock files in {results_dir})")
 
+def _sweep_local(todo, finished, results_dir, root, workers, threads, models_dir, address=None):
+    "The local engine: `finished(spec, status, info)` for each of `todo`, run here (`workers` 1) or in `workers` worker processes."
+    if workers <= 1:
+        for s in todo:                                                    # `threads` applies to worker processes only
+            finished(s, *_attempt(lambda: _run_and_save(s, results_dir, root, None, models_dir), results_dir, s))
+        return
+    with ProcessPoolExecutor(workers, mp_context=mp.get_context('spawn'), initializer=_die_with_parent,
+                             initargs=(os.getpid(),)) as ex:
+        futs = {ex.submit(_run_and_save, s, results_dir, root, threads or 1, models_dir, workers): s for s in todo}
+        for f in as_completed(futs): finished(futs[f], *_attempt(f.result, results_dir, futs[f]))
+
+def _engine(engine:str, address=None):
+    "The function that runs a sweep's missing specs with `engine`; a bad engine, or an address without Ray, is an error."
+    if engine not in ('local', 'ray'): raise ValueError(f"engine={engine!r} is not an engine; use 'local' or 'ray'")
+    if engine == 'local':
+        if address: raise ValueError(f"address={address!r} is a Ray cluster's address; pass engine='ray' with it")
+        return _sweep_local
+    _ray()                                                                # not installed: fail before anything runs
+    return _sweep_ray
+
 def sweep(specs, results_dir, workers:int=1, root=None, threads:int=None, progress:bool=True, models_dir=None,
           run_missing:bool=True, # False: run nothing, only return the records that exist
-          strict:bool=True):     # False: report failed runs instead of raising `RunsFailedError`
+          strict:bool=True,      # False: report failed runs instead of raising `RunsFailedError`
+          engine:str='local',    # 'ray': each run a Ray task, on a local Ray instance or the cluster at `address`
+          address:str=None):     # engine='ray': the cluster to join (e.g. 'auto'); None: `RAY_ADDRESS`, else a local instance
     "Run every spec without a result file in `results_dir` (with `models_dir`, keeping the trained weights there); returns the records of all specs."
+    run_todo = _engine(engine, address)
     results_dir = Path(results_dir); results_dir.mkdir(parents=True, exist_ok=True)
     specs = list({s.key: s for s in specs}.values())                     # drop duplicates, keep order
     todo = [s for s in specs if not _done(s, results_dir)] if run_missing else []
@@ -375,15 +404,9 @@ def sweep(specs, results_dir, workers:int=1, root=None, threads:int=None, progre
             print(f'run {s.key} failed:\n{info}', file=sys.stderr)
         if status == 'locked': locked[s.key] = info
         bar.update()
-    if workers <= 1:
-        for s in todo:                                                    # `threads` applies to worker processes only
-            finished(s, *_attempt(lambda: _run_and_save(s, results_dir, root, None, models_dir), results_dir, s))
-    else:
-        with ProcessPoolExecutor(workers, mp_context=mp.get_context('spawn'), initializer=_die_with_parent,
-                                 initargs=(os.getpid(),)) as ex:
-            futs = {ex.submit(_run_and_save, s, results_dir, root, threads or 1, models_dir, workers): s for s in todo}
-            for f in as_completed(futs): finished(futs[f], *_attempt(f.result, results_dir, futs[f]))
-    bar.close()
+    try:
+        if todo: run_todo(todo, finished, results_dir, root, workers, threads, models_dir, address)
+    finally: bar.close()
     records = [r for s in specs if (r := _read_record(result_path(results_dir, s))) is not None]
     if locked: warnings.warn(_locked_message(locked, results_dir), stacklevel=2)
     if errors:
@@ -398,6 +421,67 @@ def load_results(results_dir, tag:str=None):
     return [r for r in recs if tag is None or r['spec'].get('tag') == tag]
 
 # %% ../nbs/07_experiment.ipynb 35
+_RAY_RETRIES = 2                    # a run whose worker process or node dies is tried again this many times
+
+def _ray():
+    "The `ray` module; a clear error when Ray is not installed."
+    try: import ray
+    except ImportError: raise ImportError('engine="ray" needs Ray, which is not installed: pip install "midl[ray]"') from None
+    return ray
+
+@contextmanager
+def _ray_session(address=None):
+    "Ray joined to the cluster at `address` (or `RAY_ADDRESS`), else a new local instance; left at the end. One already open stays open."
+    ray = _ray()
+    if ray.is_initialized(): yield ray; return
+    address = address or os.environ.get('RAY_ADDRESS')
+    ray.init(**(dict(address=address) if address else dict(include_dashboard=False)), logging_level='warning')
+    try: yield ray
+    finally: ray.shutdown()                                         # a local instance ends; a cluster only loses this driver
+
+def _ray_resources(spec, threads:int=None):
+    "A run's Ray resources: `threads` CPUs (1 by default), and one GPU when its device is CUDA."
+    return dict(num_cpus=threads or 1, num_gpus=1 if str(spec.device).startswith('cuda') else 0)
+
+def _ray_run(spec, root, threads:int, keep_weights:bool, workers:int):
+    "One run in a Ray worker: ('ran', (record, weights as bytes or None)) or ('failed', traceback); it writes nothing that stays."
+    torch.set_num_threads(threads)
+    try:
+        with tempfile.TemporaryDirectory(prefix='midl-ray-') as d:
+            p = Path(d)/'model.pt' if keep_weights else None
+            rec = run(spec, root, model_path=p, workers=workers)
+            return 'ran', (rec, p.read_bytes() if p else None)
+    except Exception: return 'failed', traceback.format_exc()
+
+def _ray_collect(ray, ref, spec, results_dir, models_dir=None):
+    "Write what `ref`'s run returned into the results (and models) folder: `(status, info)` as `_run_and_save` gives."
+    status, info = ray.get(ref)                                     # a worker that died more often than retried raises here
+    if status == 'failed': _save_error(results_dir, spec, info); return status, info
+    rec, weights = info
+    if weights is not None: atomic_write(model_path(models_dir, spec), lambda tmp: Path(tmp).write_bytes(weights))
+    _save_run(spec, results_dir, rec)
+    return 'ran', None
+
+def _sweep_ray(todo, finished, results_dir, root, workers, threads, models_dir, address=None):
+    "The Ray engine: one task per spec of `todo`; this process holds their locks and writes what the tasks return."
+    with _ray_session(address) as ray:
+        task = ray.remote(max_retries=_RAY_RETRIES)(_ray_run)
+        side = max(1, int(ray.cluster_resources().get('CPU', 1) // (threads or 1)))   # runs Ray can place side by side
+        refs = {}
+        try:
+            for s in todo:
+                if (claim := _claim(s, results_dir)) is not None: finished(s, *claim); continue
+                refs[task.options(**_ray_resources(s, threads)).remote(s, root, threads or 1, models_dir is not None, side)] = s
+            while refs:
+                (ref,), _ = ray.wait(list(refs))
+                s = refs.pop(ref)
+                try: finished(s, *_attempt(lambda: _ray_collect(ray, ref, s, results_dir, models_dir), results_dir, s))
+                finally: _release_lock(_lock_path(results_dir, s))
+        finally:                                                    # interrupted: stop the rest, free their specs
+            for ref, s in refs.items(): ray.cancel(ref, force=True); _release_lock(_lock_path(results_dir, s))
+
+
+# %% ../nbs/07_experiment.ipynb 40
 def records_frame(records):
     "One row per record: spec fields, `layer_config` entries prefixed `cfg_`, and metrics."
     rows = []
@@ -418,7 +502,7 @@ def matches(rec:dict, where=None):
     if isinstance(where, dict): return all(rec['spec'].get(k) == v for k, v in where.items())
     return any(matches(rec, w) for w in where)
 
-# %% ../nbs/07_experiment.ipynb 38
+# %% ../nbs/07_experiment.ipynb 43
 def quiet_latency_pass(results_dir, threads:int=1, repeats:int=30, warmup:int=5, root=None, redo:bool=False, progress:bool=True):
     "Re-time every record in `results_dir` without a `latency_pass` (all with `redo`) in this process; returns how many."
     from midl import data as D

@@ -174,14 +174,16 @@ class Experiment(NamedTuple):
     specs:list; records:list; here:list; missing:list
 
 def run_experiment(plan:str, datasets, scale:str='default', seeds=None, epochs=None, device='cpu', results_dir='results',
-                   workers:int=1, models_dir=None, run_missing:bool=True, latency_threads:int=None, **options):
-    "Keep the `datasets` the data cache has (printing those it lacks), build `PLANS[plan]`'s specs and `sweep` them; with `latency_threads`, re-time latencies in a quiet pass."
+                   workers:int=1, models_dir=None, run_missing:bool=True, latency_threads:int=None, engine:str='local',
+                   address:str=None, **options):
+    "Keep the `datasets` the data cache has (printing those it lacks), build `PLANS[plan]`'s specs and `sweep` them with `engine` (at `address`); with `latency_threads`, re-time latencies in a quiet pass."
     if plan not in PLANS: raise ValueError(f"plan={plan!r} is not one of {', '.join(PLANS)}")
     datasets, seeds = param_list(datasets, str, 'datasets'), param_list(seeds, int, 'seeds')   # as typed after papermill -p
     here = available_datasets(datasets); missing = [d for d in datasets if d not in here]
     print(f"running: {', '.join(here) or 'nothing'} | not run (data not available offline): {', '.join(missing) or 'none'}")
     specs = PLANS[plan](here, scale, seeds, device=device, epochs=epochs, **options) if here else []
-    records = sweep(specs, results_dir, workers=workers, models_dir=models_dir, run_missing=run_missing) if specs else []
+    records = sweep(specs, results_dir, workers=workers, models_dir=models_dir, run_missing=run_missing, engine=engine,
+                    address=address) if specs else []
     if records and latency_threads:                                  # after training, nothing else running: re-time, re-read
         quiet_latency_pass(results_dir, threads=latency_threads)
         records = sweep(specs, results_dir, run_missing=False, progress=False)
@@ -465,20 +467,29 @@ def missing_data(names=REPRO_DATASETS, root=None) -> list:
     here = available_datasets(names, root)
     return [f'{n}: midl_data download {n}   (or: midl_data import FOLDER, from a local copy)' for n in names if n not in here]
 
-def reproduce(scale='default', out='_out/reproduce', only=None, device='cpu', nbs=None, workers=1, notebooks=None):
+def _check_engine(engine, address=None):
+    "`--engine`/`--address` as a one-line `UsageError` when wrong (an unknown engine, an address without Ray, Ray not installed)."
+    from midl.experiment import _engine
+    try: _engine(engine, address)
+    except (ValueError, ImportError) as e: raise UsageError(f'--engine {engine}: {e}') from None
+
+def reproduce(scale='default', out='_out/reproduce', only=None, device='cpu', nbs=None, workers=1, notebooks=None,
+              engine:str='local', address:str=None):
     "Run the experiment notebooks at `scale` into `out`; returns the summary text. Stops at the first failing notebook."
     from midl.train import get_device
     if scale not in SCALES: raise UsageError(f"--scale {scale}: use one of {', '.join(SCALES)}")
     try: get_device(device)                                        # e.g. 'cuda' without a GPU: fail once, up front
     except RuntimeError as e: raise UsageError(f'--device {device}: {e}') from None
+    _check_engine(engine, address)
     names = select_notebooks(only, notebooks or EXPERIMENT_NOTEBOOKS)
     out, nbs = writable_dir(out), find_nbs(nbs)
-    params = dict(scale=scale, device=device, workers=workers, results_dir=str(out/'results'), out_dir=str(out),
-                  models_dir=str(out/'models'))                        # trained weights, reused by the analysis notebooks
-    if workers > 1:                                                   # every run in one pool first (see above)
+    params = dict(scale=scale, device=device, workers=workers, engine=engine, address=address, results_dir=str(out/'results'),
+                  out_dir=str(out), models_dir=str(out/'models'))   # trained weights, reused by the analysis notebooks
+    if workers > 1 or engine == 'ray':                                # every run in one pool first (see above)
         t0 = time.perf_counter(); specs = plan_specs(scale, names, device)
-        print(f'[0/{len(names)}] {len(specs)} runs of {len(names)} notebooks in one pool of {workers} workers ...', flush=True)
-        sweep(specs, out/'results', workers=workers, models_dir=out/'models', strict=False)   # failures: the notebook says
+        pool = f'{workers} workers' if engine == 'local' else f"Ray tasks ({address or os.environ.get('RAY_ADDRESS') or 'a local Ray instance'})"
+        print(f'[0/{len(names)}] {len(specs)} runs of {len(names)} notebooks in one pool of {pool} ...', flush=True)
+        sweep(specs, out/'results', workers=workers, models_dir=out/'models', strict=False, engine=engine, address=address)   # failures: the notebook says
         print(f'    done in {time.perf_counter() - t0:.0f} s', flush=True)
     for i, name in enumerate(names, 1):
         t0 = time.perf_counter()
@@ -499,9 +510,11 @@ def main(argv=None):
     ap.add_argument('--only', nargs='*', help='run only these notebooks, named exactly: 13_table5, table5 or 13_table5.ipynb')
     ap.add_argument('--device', default='cpu', help="'cpu', 'cuda' or 'auto'")
     ap.add_argument('--workers', type=int, default=1, help='training runs side by side in worker processes')
+    ap.add_argument('--engine', default='local', choices=['local', 'ray'], help="'ray': each training run a Ray task (pip install \"midl[ray]\")")
+    ap.add_argument('--address', default=None, help="with --engine ray: the Ray cluster to join, e.g. 'auto' (default: RAY_ADDRESS, else a local instance)")
     ap.add_argument('--nbs', default=None, help="the repository's nbs/ folder (found automatically in a clone)")
     a = ap.parse_args(argv)
-    try: print(reproduce(a.scale, a.out, a.only, a.device, a.nbs, a.workers))
+    try: print(reproduce(a.scale, a.out, a.only, a.device, a.nbs, a.workers, engine=a.engine, address=a.address))
     except (UsageError, FileNotFoundError) as e: print(f'midl_reproduce: {e}', file=sys.stderr); return 2
     except NotebookFailed as e: print(f'midl_reproduce: {e}', file=sys.stderr); return 1
     return 0
