@@ -87,7 +87,7 @@ def make_paths(d_in, d_out, variant='appendix_a', rank=None, f2_hidden=None, bia
         return f1, f2
     raise ValueError(f"variant={variant!r} is not one of {VARIANTS}")
 
-# %% ../nbs/01_core.ipynb 20
+# %% ../nbs/01_core.ipynb 21
 class MIDLayer(nn.Module):
     "MID-L: $y = \\hat\\alpha\\odot f_1(x) + (1-\\hat\\alpha)\\odot f_2(x)$ with $\\hat\\alpha$ the top-k of $\\sigma(\\mathrm{alpha\\_proj}(x))$."
     stes = ('masked', 'identity')
@@ -195,7 +195,7 @@ class MIDLayer(nn.Module):
         return (f"{self.in_features} -> {self.out_features}, top_k={top!r}, variant={self.variant!r}, "
                 f"alpha_dropout={self.alpha_drop.p}, ste={self.ste!r}")
 
-# %% ../nbs/01_core.ipynb 52
+# %% ../nbs/01_core.ipynb 53
 def midl_layers(model:nn.Module):
     "All `MIDLayer`s inside `model` (including `model` itself), in module order."
     return [m for m in model.modules() if isinstance(m, MIDLayer)]
@@ -229,7 +229,7 @@ def anr(model:nn.Module):
     tot = sum(int(l.n_rows) * l.out_features for l in layers)
     return act / tot if tot else float('nan')
 
-# %% ../nbs/01_core.ipynb 61
+# %% ../nbs/01_core.ipynb 62
 class MIDChannels(nn.Module):
     "MID-L over the channels of (B, C, H, W) feature maps; `gate='pool'` picks k channels per sample, 'pixel' per position."
     gates = ('pool', 'pixel')

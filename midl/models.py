@@ -27,6 +27,7 @@ class Classifier(nn.Module):
         self.head = nn.Linear(widths[-1], n_classes)
 
     def forward(self, x):
+        "Logits of `x`; blocks with per-sample random masks get the keys of `x`'s samples for this call."
         keyed = [b for b in self.hidden if getattr(b, 'needs_sample_keys', False)]
         if keyed:                                                 # per-sample random masks: key them by the raw input
             keys = sample_keys(x)
@@ -35,12 +36,12 @@ class Classifier(nn.Module):
         finally:
             for b in keyed: b.sample_keys = None
 
-# %% ../nbs/04_models.ipynb 11
+# %% ../nbs/04_models.ipynb 12
 def mlp(input_shape, n_classes:int, hidden=(256, 256), layer:str='midl', **layer_config):
     "MLP on the flattened input of shape `input_shape` (e.g. (1, 28, 28) or (14,))."
     return Classifier(nn.Flatten(), math.prod(input_shape), n_classes, hidden, layer, **layer_config)
 
-# %% ../nbs/04_models.ipynb 15
+# %% ../nbs/04_models.ipynb 16
 def conv_features(in_channels:int=3, channels=(32, 64, 128)):
     "Conv 3×3 → BatchNorm → ReLU → MaxPool 2×2 per entry of `channels`, then flatten."
     layers, c = [], in_channels
@@ -56,7 +57,7 @@ def cnn(input_shape, n_classes:int, hidden=(256, 256), layer:str='midl', channel
     if H < s or W < s: raise ValueError(f"images of {H}×{W} are too small for {len(channels)} pooling blocks; pass fewer channels")
     return Classifier(conv_features(C, channels), channels[-1] * (H // s) * (W // s), n_classes, hidden, layer, **layer_config)
 
-# %% ../nbs/04_models.ipynb 19
+# %% ../nbs/04_models.ipynb 20
 class LSTMEncoder(nn.Module):
     "Embedding → one-layer LSTM; the output at each sequence's last non-padding token."
     def __init__(self, vocab_size:int, embed_dim:int=128, hidden_size:int=128, pad_idx:int=0):
@@ -76,7 +77,7 @@ def lstm(vocab_size:int, n_classes:int, hidden=(128,), layer:str='midl', embed_d
     "LSTM encoder with an MLP head for token-id sequences."
     return Classifier(LSTMEncoder(vocab_size, embed_dim, lstm_hidden, pad_idx), lstm_hidden, n_classes, hidden, layer, **layer_config)
 
-# %% ../nbs/04_models.ipynb 24
+# %% ../nbs/04_models.ipynb 25
 def _find_attr(ds, *names):
     "First of `names` found on `ds` or on the datasets it wraps (via `.dataset`)."
     while ds is not None:
@@ -116,7 +117,7 @@ def default_backbone(d:dict):
     shape = d['input_shape']
     return 'cnn' if d['kind'] == 'image' and len(shape) == 3 and shape[0] == 3 else 'mlp'
 
-# %% ../nbs/04_models.ipynb 28
+# %% ../nbs/04_models.ipynb 29
 BACKBONES = ('mlp', 'cnn', 'lstm')
 MODEL_VERSION = 2                                    # bump when a default changes what a spec builds
 VERSION_DEFAULTS = {1: dict(rank_rule='d_in', mask='step'),   # before: f1 rank d_in/2, random top-k redrawn each call

@@ -30,3 +30,15 @@ def test_experiment_notebooks_hold_no_definitions():
     bad = [f'{p.name}: {line.strip()}' for p, nb in found for c in nb.cells if c.cell_type == 'code'
            for line in c.source.splitlines() if re.search(r'^\s*(def|class)\s|\blambda\b', line)]
     assert not bad, bad
+
+def test_imports_are_not_mixed_with_code():
+    "nbdev's docs pre-processing runs every cell that imports something: such a cell may hold nothing else."
+    nbs = Path(__file__).resolve().parent.parent/'nbs'
+    bad = []
+    for p in sorted(nbs.glob('[0-9]*.ipynb')):
+        for i, c in enumerate(nbformat.read(str(p), as_version=4).cells):
+            if c.cell_type != 'code' or re.search(r'^#\|\s*export', c.source, re.M): continue
+            lines = [l for l in c.source.splitlines() if l.strip() and not l.lstrip().startswith('#')]
+            imports = [l for l in lines if re.match(r'(import|from)\s+\S+', l)]
+            if imports and len(imports) < len(lines): bad.append(f'{p.name} cell {i}: {imports[0]}')
+    assert not bad, f'move these imports into the notebook\'s first import cell: {bad}'
