@@ -20,8 +20,8 @@ __all__ = ['SCALES', 'EPOCHS', 'SIZES', 'SEEDS', 'TABLE2_EPOCHS', 'ABLATION_CONF
            'table8_specs', 'main_specs', 'table2_specs', 'table3_specs', 'table4_specs', 'ablation_name',
            'table6_specs', 'table7_specs', 'figure4_specs', 'Experiment', 'run_experiment', 'table_frame', 'metric',
            'publish', 'mark_not_run', 'table8_frame', 'table3_frame', 'read_table', 'smi_table', 'report_notes',
-           'verdict_rule_text', 'write_summary', 'readme_results', 'update_readme', 'efficiency_rows', 'UsageError',
-           'NotebookFailed', 'find_nbs', 'select_notebooks', 'writable_dir', 'plan_specs', 'run_notebook',
+           'verdict_rule_text', 'write_summary', 'time_budget', 'readme_results', 'update_readme', 'efficiency_rows',
+           'UsageError', 'NotebookFailed', 'find_nbs', 'select_notebooks', 'writable_dir', 'plan_specs', 'run_notebook',
            'missing_data', 'reproduce', 'main']
 
 # %% ../nbs/08_reproduce.ipynb 6
@@ -310,6 +310,20 @@ def write_summary(verdicts:pd.DataFrame, notes:list, out_dir, scale:str):
     return counts
 
 # %% ../nbs/08_reproduce.ipynb 45
+def time_budget(records) -> pd.DataFrame:
+    "Hours per dataset of `records`: training, the rest of each run (evaluation, CIFAR-10-C, latency), total and share."
+    rows = [dict(dataset=r['spec']['dataset'], train_h=r['train_time_s'] / 3600, rest_h=(r['total_time_s'] - r['train_time_s']) / 3600)
+            for r in records if r.get('train_time_s') is not None and r.get('total_time_s') is not None]
+    df = pd.DataFrame(rows, columns=['dataset', 'train_h', 'rest_h'])
+    g = df.groupby('dataset').agg(runs=('train_h', 'size'), train_h=('train_h', 'sum'), rest_h=('rest_h', 'sum'))
+    g = g.sort_values('train_h', ascending=False)
+    g.loc['all'] = g.sum()
+    g['total_h'] = g.train_h + g.rest_h                                   # = sum of total_time_s / 3600
+    g['share_%'] = 100 * g.total_h / g.loc['all', 'total_h'] if len(df) else np.nan
+    g['min_per_run'] = 60 * g.total_h / g.runs.where(g.runs > 0)
+    return g.astype({'runs': int}).round(3)
+
+# %% ../nbs/08_reproduce.ipynb 48
 README_TABLES = [(8, 'table8', 'Table 8, every dataset (Robust Acc: trained with 20 % symmetric label noise)'),
                  (2, 'table2', 'Table 2, overfitting stress (20 samples per class; Adult: 1000 samples)'),
                  (3, 'table3', 'Table 3, CIFAR-10 with label noise and generated CIFAR-10-C (seeds per noise rate)'),
@@ -359,7 +373,7 @@ def update_readme(readme, text:str):
     atomic_write(readme, lambda p: Path(p).write_text(f'{head}{_MARKS[0]}\n{text}{_MARKS[1]}{tail}'))
     return readme
 
-# %% ../nbs/08_reproduce.ipynb 48
+# %% ../nbs/08_reproduce.ipynb 51
 def efficiency_rows(settings, input_shape=(3, 32, 32), n_classes=10, batch=64, repeats=30, device='cpu', seed=0, warmup=10):
     "One row of FLOPs/latency/memory per `(name, layer, config)` in `settings`, measured at batch `batch`."
     import torch
@@ -379,7 +393,7 @@ def efficiency_rows(settings, input_shape=(3, 32, 32), n_classes=10, batch=64, r
                          latency_ms=t['median_ms'], latency_iqr_ms=t['iqr_ms'], memory_MB=peak_memory_mb(m, xb)))
     return pd.DataFrame(rows).set_index('model')
 
-# %% ../nbs/08_reproduce.ipynb 51
+# %% ../nbs/08_reproduce.ipynb 54
 TABLE5_SETTINGS = [('MLP + Dropout', 'dense', dict(p=0.5)),
                    ('Concrete Dropout', 'concrete_dropout', {}),
                    ('Switch Transformer', 'switch', {}),
@@ -387,7 +401,7 @@ TABLE5_SETTINGS = [('MLP + Dropout', 'dense', dict(p=0.5)),
                    ('MID-L (§4.4)', 'midl', dict(top_k=0.5, variant='section_4_4'))]
 
 
-# %% ../nbs/08_reproduce.ipynb 54
+# %% ../nbs/08_reproduce.ipynb 57
 EXPERIMENT_NOTEBOOKS = ('10_table8.ipynb', '11_table2.ipynb', '12_table3.ipynb', '13_table5.ipynb', '14_table4.ipynb',
                         '15_table6.ipynb', '16_table7.ipynb', '17_figure4.ipynb', '19_report.ipynb')
 REPRO_DATASETS = ('mnist', 'fashion_mnist', 'adult', 'imdb', 'cifar10', 'cifar100', 'svhn')   # used besides `digits`
@@ -425,7 +439,7 @@ def writable_dir(path, what:str='--out') -> Path:
     except OSError as e: raise UsageError(f"{what} {path}: cannot write there ({e.strerror or e}); choose a writable folder") from None
     return p
 
-# %% ../nbs/08_reproduce.ipynb 58
+# %% ../nbs/08_reproduce.ipynb 61
 NOTEBOOK_PLANS = {'10_table8.ipynb': ('table8', ('digits', 'mnist', 'fashion_mnist', 'adult', 'imdb', 'cifar10', 'cifar100', 'svhn')),
                   '11_table2.ipynb': ('table2', ('mnist', 'cifar10', 'adult')), '12_table3.ipynb': ('table3', ('cifar10',)),
                   '14_table4.ipynb': ('table4', ('cifar10',)), '15_table6.ipynb': ('table6', ('mnist', 'cifar10')),
@@ -443,7 +457,7 @@ def plan_specs(scale:str, notebooks=EXPERIMENT_NOTEBOOKS, device='cpu', root=Non
     cost = lambda s: RUN_COST.get(s.dataset, 1) * (0.05 if s.per_class or s.n_train else 1)   # subsets: small runs
     return sorted({s.key: s for s in specs}.values(), key=cost, reverse=True)
 
-# %% ../nbs/08_reproduce.ipynb 60
+# %% ../nbs/08_reproduce.ipynb 63
 def run_notebook(src:Path, dst:Path, params:dict, cwd:Path):
     "Execute `src` with papermill and those of `params` its parameters cell declares, into `dst` (kernel python3)."
     try:
