@@ -344,6 +344,16 @@ def _efficiency_sentence(t5:pd.DataFrame):
              for n in t5.index if n.startswith('MID-L')]
     return 'Table 5 (CIFAR-10 network, this CPU): ' + '; '.join(parts) + '.'
 
+def _time_sentence(records):
+    "The compute of `records` in one sentence (see `time_budget`)."
+    b = time_budget(records)
+    if not b.loc['all', 'runs'] or not b.loc['all', 'total_h']: return ''
+    workers = max(r.get('provenance', {}).get('workers') or 1 for r in records)
+    top = ', '.join(f"{DISPLAY.get(d, d)} {b.loc[d, 'share_%']:.0f} %" for d in b.index[:-1][:3])
+    return (f"Compute: {b.loc['all', 'total_h']:.1f} CPU hours of runs, {100 * b.loc['all', 'train_h'] / b.loc['all', 'total_h']:.0f} % "
+            f"of it training ({top}); {workers} worker{'s' if workers > 1 else ''} side by side need at least "
+            f"{b.loc['all', 'total_h'] / workers:.1f} h of wall time (`time_budget.md`).")
+
 def readme_results(out_dir, verdicts:pd.DataFrame, records=()):
     "The README's results section, from the tables in `out_dir`, the verdict table and the records."
     counts, seeds = verdict_counts(verdicts), sorted({r['spec']['seed'] for r in records})
@@ -355,7 +365,8 @@ def readme_results(out_dir, verdicts:pd.DataFrame, records=()):
            f"{(verdicts.verdict == 'by construction').sum()} more are fixed by construction and "
            f"{(verdicts.verdict == 'not run here').sum()} could not be run here (their data is not available offline).",
            f"{len(records)} result records, seeds {seeds[0]}–{seeds[-1]}; Table 8 epochs: "
-           + ', '.join(f"{d} {'/'.join(map(str, e))}" for d, e in epochs.items() if e) + '.' if records else '']
+           + ', '.join(f"{d} {'/'.join(map(str, e))}" for d, e in epochs.items() if e) + '.' if records else '',
+           _time_sentence(records)]
     for no, name, caption in README_TABLES:
         t = read_table(out_dir, f'{name}_ours', index_col=[0, 1])
         if len(t): out.append(f'{caption}; ours (paper):\n\n' + _md_table(paper_in_cells(t, no)))
