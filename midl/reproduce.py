@@ -350,7 +350,7 @@ def _time_sentence(records):
     if not b.loc['all', 'runs'] or not b.loc['all', 'total_h']: return ''
     workers = max(r.get('provenance', {}).get('workers') or 1 for r in records)
     top = ', '.join(f"{DISPLAY.get(d, d)} {b.loc[d, 'share_%']:.0f} %" for d in b.index[:-1][:3])
-    return (f"Compute: {b.loc['all', 'total_h']:.1f} CPU hours of runs, {100 * b.loc['all', 'train_h'] / b.loc['all', 'total_h']:.0f} % "
+    return (f"Compute: {b.loc['all', 'total_h']:.1f} hours of run time, {100 * b.loc['all', 'train_h'] / b.loc['all', 'total_h']:.0f} % "
             f"of it training ({top}); {workers} worker{'s' if workers > 1 else ''} side by side need at least "
             f"{b.loc['all', 'total_h'] / workers:.1f} h of wall time (`time_budget.md`).")
 
