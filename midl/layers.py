@@ -10,12 +10,13 @@ from torch import nn
 import torch.nn.functional as F
 from .core import MIDLayer, make_paths, midl_layers, tracking, evaluating, anr
 from .math import topk_mask
+from .sparse import SparseMIDLayer
 
 # %% auto 0
 __all__ = ['LAYERS', 'HiddenBlock', 'Dense', 'MIDBlock', 'ConcreteDropout', 'DyReLU', 'load_balancing_loss', 'SwitchFFN',
            'LoRAMoE', 'GateAblation', 'sample_keys', 'RandomTopK', 'FixedAlpha', 'ConstantGate', 'ZeroPath', 'PathOnly',
-           'F1Only', 'F2Only', 'GumbelGate', 'layer_options', 'make_layer', 'hidden_blocks', 'collect_aux_loss',
-           'model_anr']
+           'F1Only', 'F2Only', 'GumbelGate', 'SparseMIDBlock', 'layer_options', 'make_layer', 'hidden_blocks',
+           'collect_aux_loss', 'model_anr']
 
 # %% ../nbs/03_layers.ipynb 7
 def _zero(m:nn.Module):
@@ -347,9 +348,13 @@ class GumbelGate(GateAblation):
         return self._ste(alpha, m), m                             # alpha_hat = alpha ⊙ M
 
 # %% ../nbs/03_layers.ipynb 68
+class SparseMIDBlock(MIDBlock, SparseMIDLayer):
+    "`midl.sparse.SparseMIDLayer` followed by ReLU (`MIDBlock`'s signature and forward); keyword options go to `SparseMIDLayer`."
+
+# %% ../nbs/03_layers.ipynb 72
 LAYERS = dict(dense=Dense, midl=MIDBlock, concrete_dropout=ConcreteDropout, dyrelu=DyReLU, switch=SwitchFFN,
               loramoe=LoRAMoE, random_topk=RandomTopK, fixed_alpha=FixedAlpha, f1_only=F1Only, f2_only=F2Only,
-              gumbel=GumbelGate)
+              gumbel=GumbelGate, sparse_midl=SparseMIDBlock)
 
 def _check_kind(name):
     if name not in LAYERS: raise ValueError(f"unknown layer kind {name!r}; valid kinds: {', '.join(LAYERS)}")
@@ -373,7 +378,7 @@ def make_layer(name:str, in_features:int, out_features:int, **config):
     if bad: raise TypeError(f"layer kind {name!r} does not take {', '.join(map(repr, bad))}; it takes: {', '.join(opts)}")
     return cls(in_features, out_features, **config)
 
-# %% ../nbs/03_layers.ipynb 73
+# %% ../nbs/03_layers.ipynb 77
 def hidden_blocks(model:nn.Module):
     "All hidden blocks inside `model`, in module order."
     return [m for m in model.modules() if isinstance(m, HiddenBlock)]

@@ -13,7 +13,7 @@ GATING = ['midl', 'random_topk', 'fixed_alpha', 'gumbel', 'f1_only', 'f2_only']
 
 def test_registry_names():
     assert set(KINDS) == {'dense', 'midl', 'concrete_dropout', 'dyrelu', 'switch', 'loramoe', 'random_topk',
-                          'fixed_alpha', 'f1_only', 'f2_only', 'gumbel'}
+                          'fixed_alpha', 'f1_only', 'f2_only', 'gumbel', 'sparse_midl'}
 
 def test_unknown_name_lists_valid_ones():
     with pytest.raises(ValueError) as e: make_layer('moe', 4, 4)

@@ -1,13 +1,21 @@
-"SparseMIDLayer against its dense reference over a grid of shapes, and its FLOPs against a dense layer."
-import pytest, torch
+"SparseMIDLayer against its dense reference over a grid of shapes and both ways of computing F_rich, its FLOPs, the compiled kernel and its fallback, the `sparse_midl` layer kind, and the measuring helpers."
+import math, warnings, pytest, torch
+from torch import nn
+import torch.nn.functional as F
 from torch.utils.flop_counter import FlopCounterMode
-from midl.sparse import SparseMIDLayer
+import midl.sparse
+from midl.sparse import (SparseMIDLayer, GATHER_BUDGET, gather_dot, bytes_bound, latency_sweep, break_even, train_blocks,
+                         train_step_ratio)
 
+PATHS = [0., math.inf]                                                # gather_budget: always dense, always gather
+
+@pytest.mark.parametrize('budget', PATHS)
 @pytest.mark.parametrize('d_in,d_out,k,rank,bias', [(8, 8, 1, 1, True), (24, 10, 0.5, 3, False), (10, 40, 40, 4, True), (33, 17, 0.3, 8, True)])
-def test_sparse_path_equals_dense_reference(d_in, d_out, k, rank, bias):
+def test_sparse_path_equals_dense_reference(d_in, d_out, k, rank, bias, budget):
     torch.manual_seed(0)
-    lay = SparseMIDLayer(d_in, k, out_dim=d_out, rank=rank, bias=bias, alpha_dropout=0.2).double().train()
+    lay = SparseMIDLayer(d_in, k, out_dim=d_out, rank=rank, bias=bias, alpha_dropout=0.2, gather_budget=budget).double().train()
     x = torch.randn(2, 5, d_in, dtype=torch.float64)
+    assert lay.path(10) == ('dense' if budget == 0 else 'gather')
     out = {}
     for name, fn in [('sparse', lay), ('dense', lay.forward_dense)]:
         lay.zero_grad(); xx = x.clone().requires_grad_()
@@ -17,13 +25,125 @@ def test_sparse_path_equals_dense_reference(d_in, d_out, k, rank, bias):
     w = out['sparse'][2]                                              # dW: only rows that some sample selected
     assert 0 < int((w.abs().sum(1) > 0).sum()) <= d_out
 
-def test_flops_scale_with_k():
+@pytest.mark.parametrize('d,k,rank', [(256, 0.1, 16), (96, 0.25, 12), (64, 1, 8), (130, 0.5, 4)])
+def test_eval_small_batches_equal_dense_reference_float32(d, k, rank):
+    torch.manual_seed(0)
+    lay = SparseMIDLayer(d, k, out_dim=d + 3, rank=rank).eval()
+    for rows in range(1, 9):
+        x = torch.randn(rows, d)
+        for grad in (False, True):
+            with torch.set_grad_enabled(grad): y = lay(x)
+            torch.testing.assert_close(y, lay.forward_dense(x), rtol=1e-5, atol=1e-6)
+
+def test_path_follows_the_budget():
+    lay = SparseMIDLayer(400, 0.1, rank=8)                            # k = 40
+    assert GATHER_BUDGET == {False: 0.25, True: 1.0}
+    assert [lay.path(r) for r in (1, 2, 3)] == ['gather', 'gather', 'dense']   # rows × 40 <= 0.25 × 400
+    lay.compiled = True
+    assert lay.path(10) == 'dense'                                    # recording gradients: the plain ops' budget
+    with torch.no_grad(): assert (lay.path(10), lay.path(11)) == ('gather', 'dense')   # compiled loop: rows × k <= d_out
+    lay.gather_budget = 0.
+    with torch.no_grad(): assert lay.path(1) == 'dense'
+
+@pytest.mark.parametrize('train', [False, True])
+def test_flops_scale_with_k_on_the_gather_path(train):
     x = torch.randn(4, 512)
     counts = []
     for k in (0.1, 0.5, 1.0):
-        lay = SparseMIDLayer(512, k, rank=32).eval()
+        lay = SparseMIDLayer(512, k, rank=32, gather_budget=math.inf).train(train)
         with FlopCounterMode(display=False) as fc: lay(x)
         assert fc.get_total_flops() == lay.flops(4)
         counts.append(fc.get_total_flops())
     assert counts[0] < counts[1] < counts[2]
     assert counts[2] - counts[1] == 2 * 4 * 512 * (512 - 256)          # each extra selected neuron costs one row of W
+
+@pytest.mark.parametrize('train', [False, True])
+@pytest.mark.parametrize('rows', [1, 2, 3, 64])
+def test_flops_of_the_default_paths(rows, train):
+    "Eval (the fast path at small batch) and training: FlopCounterMode counts what `flops(rows)` says, on the path taken."
+    lay = SparseMIDLayer(1024, 0.25, rank=128).train(train)
+    with torch.no_grad(), FlopCounterMode(display=False) as fc: lay(torch.randn(rows, 1024))
+    assert fc.get_total_flops() == lay.flops(rows)
+    kk = 256 if rows == 1 else 1024                                   # 1 × 256 <= 0.25 × 1024: gather; more rows: dense
+    assert lay.flops(rows) == 2 * rows * (1024 * 128 + 2 * 128 * 1024 + kk * 1024)
+
+def test_gather_dot():
+    torch.manual_seed(0)
+    w, x = torch.randn(12, 5, dtype=torch.float64), torch.randn(4, 5, dtype=torch.float64)
+    idx = torch.randint(0, 12, (4, 3))
+    torch.testing.assert_close(gather_dot(w, idx, x), (x @ w.T).gather(1, idx))
+    with FlopCounterMode(display=False) as fc: gather_dot(w, idx, x)
+    assert fc.get_total_flops() == 2 * 4 * 3 * 5
+
+def test_compiled_kernel_equals_dense_reference():
+    "The torch.compile'd gather (or, where this machine cannot compile, its fallback) gives the reference's outputs."
+    torch.manual_seed(0)
+    lay = SparseMIDLayer(192, 0.25, rank=8, compiled=True).eval()
+    midl.sparse._FUSED.clear()
+    with torch.no_grad():
+        for rows in (1, 3):
+            x = torch.randn(rows, 192)
+            assert lay.path(rows) == 'gather'
+            torch.testing.assert_close(lay(x), lay.forward_dense(x), rtol=1e-5, atol=1e-6)
+
+@pytest.mark.parametrize('where', ['torch.compile', 'first call'])
+def test_compile_failure_falls_back_to_plain_ops(monkeypatch, where):
+    def broken(*a, **k): raise RuntimeError('no C++ compiler here')
+    midl.sparse._FUSED.clear()
+    if where == 'torch.compile': monkeypatch.setattr(torch, 'compile', broken)
+    else: monkeypatch.setitem(midl.sparse._FUSED, 'fn', broken)
+    torch.manual_seed(0)
+    lay = SparseMIDLayer(64, 0.25, rank=4, compiled=True).eval()
+    x = torch.randn(2, 64)
+    with torch.no_grad(), warnings.catch_warnings(record=True) as w:
+        warnings.simplefilter('always')
+        y = lay(x); y2 = lay(x)
+    torch.testing.assert_close(y, lay.forward_dense(x), rtol=1e-5, atol=1e-6)
+    assert torch.equal(y, y2)
+    msgs = [str(m.message) for m in w if 'torch.compile' in str(m.message)]
+    assert len(msgs) == 1 and 'no C++ compiler here' in msgs[0] and 'plain PyTorch ops' in msgs[0]   # warned once
+    assert midl.sparse._FUSED['fn'] is None
+    midl.sparse._FUSED.clear()
+
+def _toy(kind, n=16):
+    g = torch.Generator().manual_seed(0)
+    if kind == 'tabular': return torch.randn(n, 14, generator=g), dict(input_shape=(14,), n_classes=2)
+    if kind == 'gray': return torch.randn(n, 1, 28, 28, generator=g), dict(input_shape=(1, 28, 28), n_classes=10)
+    if kind == 'rgb': return torch.randn(n, 3, 32, 32, generator=g), dict(input_shape=(3, 32, 32), n_classes=10)
+    return torch.randint(1, 50, (n, 12), generator=g), dict(input_shape=(12,), n_classes=2, kind='text', vocab_size=50)
+
+@pytest.mark.parametrize('kind,backbone', [('tabular', 'mlp'), ('gray', 'mlp'), ('rgb', 'cnn'), ('text', 'lstm')])
+def test_sparse_midl_kind_on_every_backbone(kind, backbone):
+    from midl.models import build_model
+    from midl.layers import LAYERS, SparseMIDBlock, MIDBlock, hidden_blocks, model_anr
+    assert LAYERS['sparse_midl'] is SparseMIDBlock and issubclass(SparseMIDBlock, (MIDBlock, SparseMIDLayer))
+    torch.manual_seed(0)
+    x, desc = _toy(kind)
+    m = build_model(layer='sparse_midl', top_k=0.5, rank=4, hidden=(16, 12), **desc)
+    blocks = hidden_blocks(m)
+    assert len(blocks) == 2 and all(isinstance(b, SparseMIDBlock) and b.rank == 4 for b in blocks)
+    assert type(m.features).__name__ == {'mlp': 'Flatten', 'cnn': 'Sequential', 'lstm': 'LSTMEncoder'}[backbone]
+    out = m(x)
+    assert out.shape == (16, desc['n_classes']) and (blocks[0](torch.randn(3, blocks[0].in_features)) >= 0).all()   # ends in ReLU
+    F.cross_entropy(out, torch.arange(16) % desc['n_classes']).backward()
+    for n, p in m.named_parameters():
+        g = p.grad[1:] if n == 'features.embed.weight' else p.grad    # the padding row never learns
+        assert g is not None and torch.isfinite(g).all() and g.abs().sum() > 0, n
+    assert model_anr(m, x) == pytest.approx((8 + 6) / (16 + 12))     # eval: exactly k/d in each block
+    assert model_anr(m, x[:1]) == pytest.approx((8 + 6) / (16 + 12))  # one sample: the gather path
+
+def test_bytes_bound_and_sweep_columns():
+    assert bytes_bound(4096, 1024, 128) == pytest.approx(0.25 + 0.09375)
+    t = latency_sweep(dims=(48,), batches=(1, 6), keeps=(0.25, 1.0), repeats=2, warmup=1, threads=1)
+    assert len(t) == 4 and set(t.path) == {'gather', 'dense'}
+    assert t.keep.tolist() == [0.25, 1.0, 0.25, 1.0] and (t['rank'] == 6).all()
+    torch.testing.assert_close(torch.tensor(t.ratio.values), torch.tensor((t.sparse_ms / t.linear_ms).values))
+    be = break_even(t.assign(ratio=[0.4, 0.9, 1.5, 2.0]))
+    assert be.faster_up_to_keep.tolist()[0] == 1.0 and math.isnan(be.faster_up_to_keep.tolist()[1])
+
+def test_train_step_ratio_runs_each_block():
+    n = torch.get_num_threads()
+    t = train_step_ratio(d=24, batch=4, keep=0.5, repeats=2, warmup=1, threads=1)
+    assert torch.get_num_threads() == n                                # threads restored
+    assert list(t.index) == list(train_blocks(24)) and t.ratio.iloc[0] == 1.0 and (t.median_ms > 0).all()
+    assert train_blocks(24)['SparseMIDLayer, gather only'][0].path(10 ** 6) == 'gather'

@@ -1,0 +1,63 @@
+#!/usr/bin/env python
+"""Speed of `midl.sparse.SparseMIDLayer` against `nn.Linear` (issue 15), measured in one run.
+
+1. Evaluation latency for every (d, batch, keep ratio, rank): `midl.sparse.latency_sweep`, which times each sparse
+   layer and `nn.Linear(d, d)` round robin (`midl.metrics.time_round_robin`) and reports medians, IQRs, the ratio to
+   `nn.Linear` and the bytes-read bound k/d + 3 r/d (W's k rows plus D, U_alpha, U_c whole, over Linear's d^2).
+2. One training step (forward, backward, Adam) at --train-d, --train-batch: `midl.sparse.train_step_ratio`, as ratios
+   to a Linear + ReLU + Dropout block, for SparseMIDLayer (as it runs, and forced to gather) and the paper's §4.4 MIDLayer.
+
+    PYTHONPATH=. python benchmarks/sparse_bench.py --dims 1024 4096 --batches 1 8 64 \\
+        --keeps 0.05 0.1 0.25 0.5 1.0 --repeats 100 --threads 1 --compiled
+"""
+import argparse, platform
+import torch
+import midl
+from midl.sparse import latency_sweep, break_even, train_step_ratio
+
+TARGETS = dict(latency=(4096, 1, 0.25, 0.35), train=1.25)          # issue 15: (d, batch, keep, ratio) and train-step ratio
+
+def parse(argv=None):
+    p = argparse.ArgumentParser(description=__doc__.split('\n\n')[0])
+    p.add_argument('--dims', type=int, nargs='+', default=[1024, 4096], help='layer widths d (d -> d)')
+    p.add_argument('--batches', type=int, nargs='+', default=[1, 8, 64])
+    p.add_argument('--keeps', type=float, nargs='+', default=[0.05, 0.1, 0.25, 0.5, 1.0], help='keep ratios k/d')
+    p.add_argument('--rank-divs', type=int, nargs='+', default=[8, 32], help='rank r = d // RANK_DIV (8: the default rank)')
+    p.add_argument('--repeats', type=int, default=100, help='timed rounds (each times every layer once)')
+    p.add_argument('--warmup', type=int, default=5)
+    p.add_argument('--threads', type=int, default=1, help='torch intra-op threads')
+    p.add_argument('--compiled', action='store_true', help="also time SparseMIDLayer(compiled=True) (torch.compile'd gather)")
+    p.add_argument('--train-d', type=int, default=1024)
+    p.add_argument('--train-batch', type=int, default=64)
+    p.add_argument('--train-keep', type=float, default=0.25)
+    p.add_argument('--train-repeats', type=int, default=50)
+    p.add_argument('--csv', default=None, help='also write the latency table to this CSV file')
+    return p.parse_args(argv)
+
+def main(argv=None):
+    a = parse(argv)
+    print(f"midl {midl.__version__}, torch {torch.__version__}, {platform.processor() or platform.machine()}, "
+          f"{a.threads} thread(s), {a.repeats} rounds")
+    t = latency_sweep(a.dims, a.batches, a.keeps, a.rank_divs, repeats=a.repeats, warmup=a.warmup, threads=a.threads,
+                      compiled=a.compiled)
+    if a.csv: t.to_csv(a.csv, index=False)
+    cols = ['d', 'batch', 'keep', 'rank', 'compiled', 'path', 'sparse_ms', 'sparse_iqr_ms', 'linear_ms', 'linear_iqr_ms',
+            'ratio', 'bound']
+    print('\n## Evaluation latency: SparseMIDLayer / nn.Linear(d, d) (medians; IQR in ms)\n')
+    print(t[cols].to_markdown(index=False, floatfmt='.3f'))
+    print('\n## Largest keep ratio at which SparseMIDLayer beat nn.Linear (NaN: none)\n')
+    print(break_even(t).to_markdown(floatfmt='.3f'))
+    d, b, keep, goal = TARGETS['latency']
+    hit = t[(t.d == d) & (t.batch == b) & (t.keep == keep)]
+    for _, r in hit.iterrows():
+        print(f"target: d={d}, batch {b}, keep {keep:.0%}, rank {r['rank']}{', compiled' if r.compiled else ''}: "
+              f"{r.ratio:.2f}x nn.Linear (target <= {goal}; bound {r.bound:.3f})")
+    print(f'\n## Training step at d={a.train_d}, batch {a.train_batch}, keep {a.train_keep:.0%}: ratio to Linear + ReLU + Dropout\n')
+    for div in a.rank_divs:
+        s = train_step_ratio(a.train_d, a.train_batch, a.train_keep, rank=max(1, a.train_d // div), repeats=a.train_repeats,
+                             threads=a.threads)
+        print(f'rank {max(1, a.train_d // div)} (d // {div}):\n')
+        print(s[['median_ms', 'iqr_ms', 'ratio']].to_markdown(floatfmt='.3f'))
+        print(f"\ntarget: SparseMIDLayer {s.loc['SparseMIDLayer', 'ratio']:.2f}x (target <= {TARGETS['train']})\n")
+
+if __name__ == '__main__': main()
