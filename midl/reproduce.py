@@ -10,19 +10,22 @@ import numpy as np
 import pandas as pd
 import midl
 from typing import NamedTuple
-from .experiment import RunSpec, atomic_write, matches, sweep, quiet_latency_pass
+from .experiment import RunSpec, atomic_write, matches, sweep, quiet_latency_pass, pair_key
 from .paper import DISPLAY, TABLE4_ROWS, baseline_name, model_name, with_paper, verdicts_markdown, verdict_counts, paper_in_cells
+from .paper import paired_deltas, t_interval
 
 # %% auto 0
-__all__ = ['SCALES', 'EPOCHS', 'SIZES', 'SEEDS', 'TABLE2_EPOCHS', 'ABLATION_CONFIG', 'ABLATIONS', 'PLANS', 'SMI_COLUMNS',
-           'README_TABLES', 'TABLE5_SETTINGS', 'EXPERIMENT_NOTEBOOKS', 'REPRO_DATASETS', 'NOTEBOOK_PLANS', 'RUN_COST',
-           'scale_settings', 'available_datasets', 'param_list', 'save_table', 'save_figure', 'layer_pair',
-           'table8_specs', 'main_specs', 'table2_specs', 'table3_specs', 'table4_specs', 'ablation_name',
-           'table6_specs', 'table7_specs', 'figure4_specs', 'Experiment', 'run_experiment', 'table_frame', 'metric',
-           'publish', 'mark_not_run', 'table8_frame', 'table3_frame', 'read_table', 'smi_table', 'report_notes',
-           'verdict_rule_text', 'write_summary', 'time_budget', 'readme_results', 'update_readme', 'efficiency_rows',
-           'UsageError', 'NotebookFailed', 'find_nbs', 'select_notebooks', 'writable_dir', 'plan_specs', 'run_notebook',
-           'missing_data', 'reproduce', 'main']
+__all__ = ['SCALES', 'EPOCHS', 'SIZES', 'SEEDS', 'TABLE2_EPOCHS', 'ABLATION_CONFIG', 'ABLATIONS', 'SPARSE_RANK', 'SPARSE_RANKS',
+           'PLANS', 'SMI_COLUMNS', 'README_TABLES', 'TABLE5_SETTINGS', 'EXPERIMENT_NOTEBOOKS', 'REPRO_DATASETS',
+           'NOTEBOOK_PLANS', 'RUN_COST', 'scale_settings', 'available_datasets', 'param_list', 'save_table',
+           'save_figure', 'layer_pair', 'table8_specs', 'main_specs', 'table2_specs', 'table3_specs', 'table4_specs',
+           'ablation_name', 'sparse_layer', 'sparse_specs', 'sparse_rank_specs', 'table6_specs', 'table7_specs',
+           'figure4_specs', 'Experiment', 'run_experiment', 'table_frame', 'metric', 'publish', 'mark_not_run',
+           'table8_frame', 'table3_frame', 'read_table', 'sparse_model_name', 'untagged_pair_key', 'sparse_frame',
+           'sparse_comparisons', 'smi_table', 'report_notes', 'verdict_rule_text', 'write_summary', 'time_budget',
+           'readme_results', 'update_readme', 'efficiency_rows', 'sparse_efficiency', 'UsageError', 'NotebookFailed',
+           'find_nbs', 'select_notebooks', 'writable_dir', 'plan_specs', 'run_notebook', 'missing_data', 'reproduce',
+           'main']
 
 # %% ../nbs/08_reproduce.ipynb 6
 SCALES = dict(
@@ -149,7 +152,32 @@ def ablation_name(rec):
     "The Table 4 row name of a record."
     return {kind: name for name, kind in TABLE4_ROWS.items()}[rec['spec']['layer']]
 
-# %% ../nbs/08_reproduce.ipynb 26
+# %% ../nbs/08_reproduce.ipynb 27
+SPARSE_RANK, SPARSE_RANKS = 32, (8, 16, 32, 64)      # rank r of the sparse layer's gate and cheap path (hidden width 256: d/8)
+
+def sparse_layer(top_k=0.5, rank=SPARSE_RANK, alpha_dropout=0.1):
+    "The `sparse_midl` hidden-layer setting, beside `layer_pair`'s two."
+    return ('sparse_midl', dict(top_k=top_k, rank=rank, alpha_dropout=alpha_dropout))
+
+def _first_seeds(scale, ds, seeds, n=5): return list(seeds or scale_settings(scale, ds)['seeds'][:n])
+
+def sparse_specs(datasets=('mnist', 'fashion_mnist', 'adult', 'cifar10'), scale='default', seeds=None, device='cpu', epochs=None,
+                 rank:int=SPARSE_RANK):
+    "Table 8's dense and MID-L runs (clean, 20 % noise) and the same runs with `SparseMIDLayer` of rank `rank` (tag `sparse`)."
+    out = []
+    for ds in datasets:
+        t8 = table8_specs([ds], scale, _first_seeds(scale, ds, seeds), device, epochs)
+        out += t8 + [replace(s, layer=sparse_layer(rank=rank)[0], layer_config=sparse_layer(rank=rank)[1], tag='sparse')
+                     for s in t8 if s.layer == 'midl']
+    return out
+
+def sparse_rank_specs(datasets=('mnist',), scale='default', seeds=None, device='cpu', epochs=None, ranks=SPARSE_RANKS):
+    "Clean runs of `SparseMIDLayer` at each rank in `ranks` (tag `sparse`; the default rank's runs are `sparse_specs`'s)."
+    return [replace(s, tag='sparse') for ds in datasets
+            for s in main_specs([ds], scale, _first_seeds(scale, ds, seeds), [sparse_layer(rank=r) for r in ranks], device,
+                                noises=(0.,), corrupt=(), epochs=epochs)]
+
+# %% ../nbs/08_reproduce.ipynb 29
 def table6_specs(datasets=('mnist', 'cifar10'), scale='default', seeds=(0,), device='cpu', epochs=None):
     "Table 6 / Figure 3: dropout baseline, MID-L (Table 8's clean runs) and random top-k (Table 4's ablation), one seed."
     out = []
@@ -166,9 +194,10 @@ def figure4_specs(datasets=('mnist', 'cifar10', 'svhn'), scale='default', seeds=
     "Figure 4: Table 8's clean baseline and MID-L runs, one seed per dataset."
     return main_specs(datasets, scale, seeds, device=device, noises=(0.,), epochs=epochs)
 
-# %% ../nbs/08_reproduce.ipynb 29
+# %% ../nbs/08_reproduce.ipynb 32
 PLANS = dict(table8=table8_specs, table2=table2_specs, table3=table3_specs, table4=table4_specs, table6=table6_specs,
-             table7=table7_specs, figure4=figure4_specs)
+             table7=table7_specs, figure4=figure4_specs, sparse=sparse_specs,
+             sparse_rank=sparse_rank_specs)
 
 class Experiment(NamedTuple):
     specs:list; records:list; here:list; missing:list
@@ -190,7 +219,7 @@ def run_experiment(plan:str, datasets, scale:str='default', seeds=None, epochs=N
     print(f'{len(records)} of {len(specs)} runs have results')
     return Experiment(specs, records, here, missing)
 
-# %% ../nbs/08_reproduce.ipynb 32
+# %% ../nbs/08_reproduce.ipynb 35
 def _cell(values, scale=100., digits=1):
     v = pd.Series([x for x in values if x is not None], dtype=float).dropna()
     if not len(v): return 'not run'
@@ -215,7 +244,7 @@ def metric(name:str, **where):
     "A record's metric `name` (None when absent, or when its spec does not match the fields `where`)."
     return lambda r: r['metrics'].get(name) if matches(r, where) else None
 
-# %% ../nbs/08_reproduce.ipynb 34
+# %% ../nbs/08_reproduce.ipynb 37
 def publish(table:pd.DataFrame, paper_table_no:int, out_dir, name:str, scale:str):
     "Save our `table` and its side-by-side with the paper (`name_ours`, `name_side_by_side` as .md/.csv); return the latter."
     sbs = with_paper(table, paper_table_no)
@@ -223,7 +252,7 @@ def publish(table:pd.DataFrame, paper_table_no:int, out_dir, name:str, scale:str
     save_table(sbs, out_dir, f'{name}_side_by_side', caption=f'Table {paper_table_no}: ours vs paper (scale={scale})')
     return sbs
 
-# %% ../nbs/08_reproduce.ipynb 35
+# %% ../nbs/08_reproduce.ipynb 38
 def mark_not_run(table:pd.DataFrame, datasets, note:str='not run: data not available offline'):
     "`table` plus one row per (dataset, model) of `datasets` whose `data` column says why it was not run."
     if not len(datasets): return table
@@ -262,7 +291,51 @@ def read_table(out_dir, name:str, index_col=0):
     p = Path(out_dir)/f'{name}.csv'
     return pd.read_csv(p, index_col=index_col) if p.exists() and p.stat().st_size else pd.DataFrame()
 
-# %% ../nbs/08_reproduce.ipynb 38
+# %% ../nbs/08_reproduce.ipynb 41
+def sparse_model_name(rec):
+    "Row name in the beyond-the-paper table: the dataset's baseline, the paper's MID-L, or SparseMIDLayer with its rank."
+    layer = rec['spec']['layer']
+    if layer == 'sparse_midl': return f"SparseMIDLayer (r={rec['spec']['layer_config'].get('rank')})"
+    return 'MID-L (§4.4)' if layer == 'midl' else baseline_name(rec['spec']['dataset'])
+
+def untagged_pair_key(rec):
+    "`pair_key` without the tag: a sparse run pairs with Table 8's dense and MID-L runs of the same spec."
+    return tuple(kv for kv in pair_key(rec) if kv[0] != 'tag')
+
+def sparse_frame(records):
+    "Per (dataset, model): accuracy, ANR, executed FLOPs per sample, robust accuracy (20 % label noise), CIFAR-10-C accuracy where run; mean ± std over seeds."
+    clean, noisy = dict(label_noise=0.), dict(label_noise=0.2)
+    t = table_frame(records, {'Accuracy (%)': (metric('accuracy'), 100, 1), 'ANR (%)': (metric('anr'), 100, 1),
+                              'FLOPs (M)': (metric('flops'), 1e-6, 3)},
+                    where=clean, model=sparse_model_name)
+    if not len(t): return t
+    extra = {'Robust Acc (%)': (noisy, 'accuracy'), 'CIFAR-10-C (%)': (dict(clean, corruption='all'), 'robust_accuracy')}
+    for col, (where, name) in extra.items():
+        e = table_frame(records, {col: (metric(name), 100, 1)}, where=where, model=sparse_model_name)
+        t = t.join(e[[col]]) if len(e) else t.assign(**{col: 'not run'})
+    return t.fillna('not run')
+
+def _reading(ci):
+    if ci['n'] < 2 or ci['ci_low'] <= 0 <= ci['ci_high']: return 'inconclusive'
+    return 'higher' if ci['ci_low'] > 0 else 'lower'
+
+def sparse_comparisons(records, pairs=(('sparse_midl', 'dense'), ('sparse_midl', 'midl'))):
+    "Paired per-seed differences a − b (pp) of accuracy, robust accuracy and CIFAR-10-C accuracy per dataset, with 95 % t-intervals."
+    name = {'dense': 'baseline', 'midl': 'MID-L (§4.4)', 'sparse_midl': 'SparseMIDLayer'}
+    measures = (('accuracy', 'accuracy', dict(label_noise=0.)), ('robust accuracy (20 % noise)', 'accuracy', dict(label_noise=0.2)),
+                ('CIFAR-10-C accuracy', 'robust_accuracy', dict(label_noise=0., corruption='all')))
+    rows = []
+    for ds in dict.fromkeys(r['spec']['dataset'] for r in records):
+        for a, b in pairs:
+            for title, value, where in measures:
+                d = paired_deltas(records, value, dict(where, dataset=ds), a=a, b=b, key=untagged_pair_key)
+                if not d: continue
+                ci = t_interval([100 * x for x in d])                          # percentage points
+                rows.append(dict(dataset=DISPLAY.get(ds, ds), comparison=f'{name[a]} − {name[b]}', measure=title,
+                                 **{k: ci[k] for k in ('n', 'mean', 'ci_low', 'ci_high')}, reading=_reading(ci)))
+    return pd.DataFrame(rows, columns=['dataset', 'comparison', 'measure', 'n', 'mean', 'ci_low', 'ci_high', 'reading'])
+
+# %% ../nbs/08_reproduce.ipynb 44
 SMI_COLUMNS = {'smi_selected': 'SMI (nats)', 'smi_selected_floor': 'SMI floor, shuffled labels (nats)',
                'smi_output': 'SMI, whole output (nats)', 'smi_output_floor': 'whole output floor (nats)',
                'activation_freq': 'Activation Freq (%)'}
@@ -276,7 +349,7 @@ def smi_table(values:pd.DataFrame, records):
     desc = {DISPLAY[r['spec']['dataset']]: r['data']['description'] for r in records}
     return t.round(4).assign(data=[desc.get(d, '') for d, _ in t.index])
 
-# %% ../nbs/08_reproduce.ipynb 42
+# %% ../nbs/08_reproduce.ipynb 48
 def report_notes(records, verdicts:pd.DataFrame, scale:str):
     "What the verdicts rest on, as sentences: data copies, generated corruptions, the scale, claims short of 5 seeds."
     notes = []
@@ -309,7 +382,7 @@ def write_summary(verdicts:pd.DataFrame, notes:list, out_dir, scale:str):
     atomic_write(Path(out_dir)/'summary.md', lambda p: Path(p).write_text(text))
     return counts
 
-# %% ../nbs/08_reproduce.ipynb 45
+# %% ../nbs/08_reproduce.ipynb 51
 def time_budget(records) -> pd.DataFrame:
     "Hours per dataset of `records`: training, the rest of each run (evaluation, CIFAR-10-C, latency), total and share."
     rows = [dict(dataset=r['spec']['dataset'], train_h=r['train_time_s'] / 3600, rest_h=(r['total_time_s'] - r['train_time_s']) / 3600)
@@ -323,7 +396,7 @@ def time_budget(records) -> pd.DataFrame:
     g['min_per_run'] = 60 * g.total_h / g.runs.where(g.runs > 0)
     return g.astype({'runs': int}).round(3)
 
-# %% ../nbs/08_reproduce.ipynb 48
+# %% ../nbs/08_reproduce.ipynb 54
 README_TABLES = [(8, 'table8', 'Table 8, every dataset (Robust Acc: trained with 20 % symmetric label noise)'),
                  (2, 'table2', 'Table 2, overfitting stress (20 samples per class; Adult: 1000 samples)'),
                  (3, 'table3', 'Table 3, CIFAR-10 with label noise and generated CIFAR-10-C (seeds per noise rate)'),
@@ -384,7 +457,7 @@ def update_readme(readme, text:str):
     atomic_write(readme, lambda p: Path(p).write_text(f'{head}{_MARKS[0]}\n{text}{_MARKS[1]}{tail}'))
     return readme
 
-# %% ../nbs/08_reproduce.ipynb 51
+# %% ../nbs/08_reproduce.ipynb 57
 def efficiency_rows(settings, input_shape=(3, 32, 32), n_classes=10, batch=64, repeats=30, device='cpu', seed=0, warmup=10):
     "One row of FLOPs/latency/memory per `(name, layer, config)` in `settings`, measured at batch `batch`."
     import torch
@@ -404,7 +477,27 @@ def efficiency_rows(settings, input_shape=(3, 32, 32), n_classes=10, batch=64, r
                          latency_ms=t['median_ms'], latency_iqr_ms=t['iqr_ms'], memory_MB=peak_memory_mb(m, xb)))
     return pd.DataFrame(rows).set_index('model')
 
-# %% ../nbs/08_reproduce.ipynb 54
+# %% ../nbs/08_reproduce.ipynb 60
+def sparse_efficiency(specs, batches=(1, 64), repeats:int=30, warmup:int=5, root=None):
+    "Executed FLOPs per sample, latency (median, IQR) and peak memory at each of `batches` for each layer of `specs` (seed 0 of each dataset's clean runs)."
+    import torch
+    from midl.data import get_dataset
+    from midl.experiment import build
+    from midl.metrics import executed_flops, peak_memory_mb, time_round_robin
+    rows = []
+    for ds in dict.fromkeys(s.dataset for s in specs):
+        group = [s for s in specs if s.dataset == ds and s.label_noise == 0 and s.seed == min(t.seed for t in specs)]
+        train, test = get_dataset(ds, train=True, root=root), get_dataset(ds, train=False, root=root)
+        models = [build(s, train).eval() for s in group]
+        for b in batches:
+            x = torch.stack([test[i][0] for i in range(b)])                 # b real test samples
+            for s, m, t in zip(group, models, time_round_robin(models, x, warmup, repeats)):
+                rows.append(dict(dataset=DISPLAY.get(ds, ds), model=sparse_model_name(dict(spec=vars(s))), batch=b,
+                                 flops_M=executed_flops(m, x) / b / 1e6, latency_ms=t['median_ms'], latency_iqr_ms=t['iqr_ms'],
+                                 memory_MB=peak_memory_mb(m, x)))
+    return pd.DataFrame(rows)
+
+# %% ../nbs/08_reproduce.ipynb 63
 TABLE5_SETTINGS = [('MLP + Dropout', 'dense', dict(p=0.5)),
                    ('Concrete Dropout', 'concrete_dropout', {}),
                    ('Switch Transformer', 'switch', {}),
@@ -412,9 +505,9 @@ TABLE5_SETTINGS = [('MLP + Dropout', 'dense', dict(p=0.5)),
                    ('MID-L (§4.4)', 'midl', dict(top_k=0.5, variant='section_4_4'))]
 
 
-# %% ../nbs/08_reproduce.ipynb 57
+# %% ../nbs/08_reproduce.ipynb 66
 EXPERIMENT_NOTEBOOKS = ('10_table8.ipynb', '11_table2.ipynb', '12_table3.ipynb', '13_table5.ipynb', '14_table4.ipynb',
-                        '15_table6.ipynb', '16_table7.ipynb', '17_figure4.ipynb', '19_report.ipynb')
+                        '15_table6.ipynb', '16_table7.ipynb', '17_figure4.ipynb', '18a_sparse_accuracy.ipynb', '19_report.ipynb')
 REPRO_DATASETS = ('mnist', 'fashion_mnist', 'adult', 'imdb', 'cifar10', 'cifar100', 'svhn')   # used besides `digits`
 
 class UsageError(ValueError):
@@ -450,11 +543,12 @@ def writable_dir(path, what:str='--out') -> Path:
     except OSError as e: raise UsageError(f"{what} {path}: cannot write there ({e.strerror or e}); choose a writable folder") from None
     return p
 
-# %% ../nbs/08_reproduce.ipynb 61
+# %% ../nbs/08_reproduce.ipynb 70
 NOTEBOOK_PLANS = {'10_table8.ipynb': ('table8', ('digits', 'mnist', 'fashion_mnist', 'adult', 'imdb', 'cifar10', 'cifar100', 'svhn')),
                   '11_table2.ipynb': ('table2', ('mnist', 'cifar10', 'adult')), '12_table3.ipynb': ('table3', ('cifar10',)),
                   '14_table4.ipynb': ('table4', ('cifar10',)), '15_table6.ipynb': ('table6', ('mnist', 'cifar10')),
-                  '16_table7.ipynb': ('table7', ('cifar10',)), '17_figure4.ipynb': ('figure4', ('mnist', 'cifar10', 'svhn'))}
+                  '16_table7.ipynb': ('table7', ('cifar10',)), '17_figure4.ipynb': ('figure4', ('mnist', 'cifar10', 'svhn')),
+                  '18a_sparse_accuracy.ipynb': ('sparse', ('digits', 'mnist', 'fashion_mnist', 'adult', 'cifar10'))}
 RUN_COST = dict(cifar10=10, cifar100=10, svhn=10, imdb=8, mnist=4, fashion_mnist=3, adult=1, digits=0.1)   # relative, one full-data run
 
 def plan_specs(scale:str, notebooks=EXPERIMENT_NOTEBOOKS, device='cpu', root=None):
@@ -468,7 +562,7 @@ def plan_specs(scale:str, notebooks=EXPERIMENT_NOTEBOOKS, device='cpu', root=Non
     cost = lambda s: RUN_COST.get(s.dataset, 1) * (0.05 if s.per_class or s.n_train else 1)   # subsets: small runs
     return sorted({s.key: s for s in specs}.values(), key=cost, reverse=True)
 
-# %% ../nbs/08_reproduce.ipynb 63
+# %% ../nbs/08_reproduce.ipynb 72
 def run_notebook(src:Path, dst:Path, params:dict, cwd:Path):
     "Execute `src` with papermill and those of `params` its parameters cell declares, into `dst` (kernel python3)."
     try:
