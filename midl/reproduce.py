@@ -427,6 +427,24 @@ def _time_sentence(records):
             f"of it training ({top}); {workers} worker{'s' if workers > 1 else ''} side by side need at least "
             f"{b.loc['all', 'total_h'] / workers:.1f} h of wall time (`time_budget.md`).")
 
+def _sparse_section(out_dir):
+    "The README's beyond-the-paper section, from the tables `18a_sparse_accuracy` wrote (empty when it has not run)."
+    t = read_table(out_dir, 'sparse_table', index_col=[0, 1])
+    if not len(t): return ''
+    out = ["### Beyond the paper: a compute-aware MID-L", "`SparseMIDLayer` (`nbs/03a_sparse.ipynb`) computes a low-rank gate and "
+           "cheap path for every neuron and the rich path only where it pays (`nbs/18_sparse_bench.ipynb`); here it replaces the "
+           "hidden layers in Table 8's protocol (`nbs/18a_sparse_accuracy.ipynb`; Robust Acc: trained with 20 % label noise):",
+           _md_table(t)]
+    c = read_table(out_dir, 'sparse_comparisons')
+    if len(c): out.append('Paired by seed (pp, 95 % t-interval):\n\n' + '\n'.join(
+        f"* {r.dataset}, {r.comparison}, {r.measure}: {r.mean:+.2f} [{r.ci_low:+.2f}, {r.ci_high:+.2f}] over {r.n} seeds: {r.reading}"
+        for r in c.itertuples()))
+    e = read_table(out_dir, 'sparse_efficiency')
+    if len(e): out.append('Cost per forward pass (CPU, measured round robin; FLOPs per sample):\n\n' + _md_table(
+        e.pivot_table(index=['dataset', 'batch'], columns='model', values=['flops_M', 'latency_ms'], sort=False).round(3)
+         .pipe(lambda d: d.set_axis([f'{m} {v}' for v, m in d.columns], axis=1))))
+    return '\n\n'.join(out)
+
 def readme_results(out_dir, verdicts:pd.DataFrame, records=()):
     "The README's results section, from the tables in `out_dir`, the verdict table and the records."
     counts, seeds = verdict_counts(verdicts), sorted({r['spec']['seed'] for r in records})
@@ -446,6 +464,7 @@ def readme_results(out_dir, verdicts:pd.DataFrame, records=()):
     out.append(_efficiency_sentence(read_table(out_dir, 'table5_side_by_side')))
     counted = verdicts[verdicts.counted | (verdicts.verdict == 'by construction')]
     out.append('Every claim with our paired difference and its 95 % interval:\n\n' + verdicts_markdown(counted))
+    out.append(_sparse_section(out_dir))
     return '\n\n'.join(o for o in out if o) + '\n'
 
 def update_readme(readme, text:str):
