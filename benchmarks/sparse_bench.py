@@ -11,8 +11,10 @@
         --keeps 0.05 0.1 0.25 0.5 1.0 --repeats 100 --threads 1 --compiled
 """
 import argparse, platform
+from pathlib import Path
 import torch
 import midl
+from midl.experiment import atomic_write
 from midl.sparse import latency_sweep, break_even, train_step_ratio
 
 TARGETS = dict(latency=(4096, 1, 0.25, 0.35), train=1.25)          # issue 15: (d, batch, keep, ratio) and train-step ratio
@@ -32,32 +34,36 @@ def parse(argv=None):
     p.add_argument('--train-keep', type=float, default=0.25)
     p.add_argument('--train-repeats', type=int, default=50)
     p.add_argument('--csv', default=None, help='also write the latency table to this CSV file')
+    p.add_argument('--out', default=None, help='also write this report to this Markdown file (atomically)')
     return p.parse_args(argv)
 
 def main(argv=None):
     a = parse(argv)
-    print(f"midl {midl.__version__}, torch {torch.__version__}, {platform.processor() or platform.machine()}, "
+    lines = []
+    def say(*xs): lines.append(' '.join(map(str, xs))); print(*xs, flush=True)
+    say(f"midl {midl.__version__}, torch {torch.__version__}, {platform.processor() or platform.machine()}, "
           f"{a.threads} thread(s), {a.repeats} rounds")
     t = latency_sweep(a.dims, a.batches, a.keeps, a.rank_divs, repeats=a.repeats, warmup=a.warmup, threads=a.threads,
                       compiled=a.compiled)
     if a.csv: t.to_csv(a.csv, index=False)
     cols = ['d', 'batch', 'keep', 'rank', 'compiled', 'path', 'sparse_ms', 'sparse_iqr_ms', 'linear_ms', 'linear_iqr_ms',
             'ratio', 'bound']
-    print('\n## Evaluation latency: SparseMIDLayer / nn.Linear(d, d) (medians; IQR in ms)\n')
-    print(t[cols].to_markdown(index=False, floatfmt='.3f'))
-    print('\n## Largest keep ratio at which SparseMIDLayer beat nn.Linear (NaN: none)\n')
-    print(break_even(t).to_markdown(floatfmt='.3f'))
+    say('\n## Evaluation latency: SparseMIDLayer / nn.Linear(d, d) (medians; IQR in ms)\n')
+    say(t[cols].to_markdown(index=False, floatfmt='.3f'))
+    say('\n## Largest keep ratio at which SparseMIDLayer beat nn.Linear (NaN: none)\n')
+    say(break_even(t).to_markdown(floatfmt='.3f'))
     d, b, keep, goal = TARGETS['latency']
     hit = t[(t.d == d) & (t.batch == b) & (t.keep == keep)]
     for _, r in hit.iterrows():
-        print(f"target: d={d}, batch {b}, keep {keep:.0%}, rank {r['rank']}{', compiled' if r.compiled else ''}: "
+        say(f"target: d={d}, batch {b}, keep {keep:.0%}, rank {r['rank']}{', compiled' if r.compiled else ''}: "
               f"{r.ratio:.2f}x nn.Linear (target <= {goal}; bound {r.bound:.3f})")
-    print(f'\n## Training step at d={a.train_d}, batch {a.train_batch}, keep {a.train_keep:.0%}: ratio to Linear + ReLU + Dropout\n')
+    say(f'\n## Training step at d={a.train_d}, batch {a.train_batch}, keep {a.train_keep:.0%}: ratio to Linear + ReLU + Dropout\n')
     for div in a.rank_divs:
         s = train_step_ratio(a.train_d, a.train_batch, a.train_keep, rank=max(1, a.train_d // div), repeats=a.train_repeats,
                              threads=a.threads)
-        print(f'rank {max(1, a.train_d // div)} (d // {div}):\n')
-        print(s[['median_ms', 'iqr_ms', 'ratio']].to_markdown(floatfmt='.3f'))
-        print(f"\ntarget: SparseMIDLayer {s.loc['SparseMIDLayer', 'ratio']:.2f}x (target <= {TARGETS['train']})\n")
+        say(f'rank {max(1, a.train_d // div)} (d // {div}):\n')
+        say(s[['median_ms', 'iqr_ms', 'ratio']].to_markdown(floatfmt='.3f'))
+        say(f"\ntarget: SparseMIDLayer {s.loc['SparseMIDLayer', 'ratio']:.2f}x (target <= {TARGETS['train']})\n")
+    if a.out: atomic_write(a.out, lambda tmp: Path(tmp).write_text('\n'.join(lines) + '\n'))   # no half-written report
 
 if __name__ == '__main__': main()

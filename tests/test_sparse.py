@@ -147,3 +147,17 @@ def test_train_step_ratio_runs_each_block():
     assert torch.get_num_threads() == n                                # threads restored
     assert list(t.index) == list(train_blocks(24)) and t.ratio.iloc[0] == 1.0 and (t.median_ms > 0).all()
     assert train_blocks(24)['SparseMIDLayer, gather only'][0].path(10 ** 6) == 'gather'
+
+def test_benchmark_script_writes_its_report(tmp_path, capsys):
+    "benchmarks/sparse_bench.py at tiny sizes: the printed report and the --out file hold the same sections."
+    import importlib.util
+    from pathlib import Path
+    spec = importlib.util.spec_from_file_location('sparse_bench', Path(__file__).resolve().parent.parent/'benchmarks'/'sparse_bench.py')
+    bench = importlib.util.module_from_spec(spec); spec.loader.exec_module(bench)
+    out = tmp_path/'r'/'bench.md'
+    bench.main(['--dims', '64', '--batches', '1', '--keeps', '0.25', '--rank-divs', '8', '--repeats', '2', '--warmup', '1',
+                '--train-d', '64', '--train-batch', '4', '--train-repeats', '2', '--out', str(out)])
+    text, printed = out.read_text(), capsys.readouterr().out
+    for part in ('## Evaluation latency', '## Largest keep ratio', '## Training step at d=64', 'target: SparseMIDLayer'):
+        assert part in text and part in printed
+    assert [p.name for p in out.parent.iterdir()] == ['bench.md']           # no temporary file left behind
