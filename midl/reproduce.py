@@ -440,7 +440,9 @@ def _sparse_section(out_dir):
         f"* {r.dataset}, {r.comparison}, {r.measure}: {r.mean:+.2f} [{r.ci_low:+.2f}, {r.ci_high:+.2f}] over {r.n} seeds: {r.reading}"
         for r in c.itertuples()))
     e = read_table(out_dir, 'sparse_efficiency')
-    if len(e): out.append('Cost per forward pass (CPU, measured round robin; FLOPs per sample):\n\n' + _md_table(
+    if len(e):
+        e = e.assign(model=e.model.where(e.model.str.startswith(('MID-L', 'SparseMIDLayer')), 'baseline'))   # one column per role
+        out.append('Cost per forward pass (CPU, measured round robin; FLOPs per sample; baseline: the dataset\'s dropout model):\n\n' + _md_table(
         e.pivot_table(index=['dataset', 'batch'], columns='model', values=['flops_M', 'latency_ms'], sort=False).round(3)
          .pipe(lambda d: d.set_axis([f'{m} {v}' for v, m in d.columns], axis=1))))
     return '\n\n'.join(out)
