@@ -164,11 +164,11 @@ def _first_seeds(scale, ds, seeds, n=5): return list(seeds or scale_settings(sca
 def sparse_specs(datasets=('mnist', 'fashion_mnist', 'adult', 'cifar10'), scale='default', seeds=None, device='cpu', epochs=None,
                  rank:int=SPARSE_RANK):
     "Table 8's dense and MID-L runs (clean, 20 % noise) and the same runs with `SparseMIDLayer` of rank `rank` (tag `sparse`)."
+    layer, cfg = sparse_layer(rank=rank)
     out = []
     for ds in datasets:
         t8 = table8_specs([ds], scale, _first_seeds(scale, ds, seeds), device, epochs)
-        out += t8 + [replace(s, layer=sparse_layer(rank=rank)[0], layer_config=sparse_layer(rank=rank)[1], tag='sparse')
-                     for s in t8 if s.layer == 'midl']
+        out += t8 + [replace(s, layer=layer, layer_config=cfg, tag='sparse') for s in t8 if s.layer == 'midl']
     return out
 
 def sparse_rank_specs(datasets=('mnist',), scale='default', seeds=None, device='cpu', epochs=None, ranks=SPARSE_RANKS):
