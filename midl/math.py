@@ -38,9 +38,10 @@ def dropout_dense_grads(x, W, b, mask, G, scale=1.0):
 
 # %% ../nbs/00_math.ipynb 18
 def topk_indices(alpha, k):
-    "Indices of the `k` largest entries of each row (last dimension) of `alpha`; NaN ranks lowest."
-    rank = alpha.masked_fill(alpha.isnan(), float('-inf'))  # NaN below every number (torch.topk puts it above +inf)
-    return rank.topk(k, dim=-1).indices                 # indices of the k largest alpha per row
+    "Indices of the `k` largest entries of each row (last dimension) of `alpha`, unordered; NaN ranks lowest."
+    inf = float('inf')
+    rank = torch.nan_to_num(alpha, nan=-inf, posinf=inf, neginf=-inf)  # NaN below every number (torch.topk puts it above +inf)
+    return rank.topk(k, dim=-1, sorted=False).indices   # indices of the k largest alpha per row, in no particular order
 
 def topk_mask(alpha, k, idx=None):
     "The 0/1 mask $M$ that keeps the `k` largest entries of each row of `alpha` (or the given `topk_indices` `idx`)."

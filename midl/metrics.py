@@ -4,7 +4,7 @@
 
 # %% ../nbs/05_metrics.ipynb 3
 from __future__ import annotations
-import time, weakref
+import random, time, weakref
 import numpy as np
 import torch
 from torch import nn
@@ -118,13 +118,16 @@ def time_summary(ts):
     return dict(median_ms=float(q[1]), iqr_ms=float(q[2] - q[0]), min_ms=min(ts), max_ms=max(ts), repeats=len(ts))
 
 @torch.no_grad()
-def time_round_robin(models, x, warmup:int=10, repeats:int=50):
+def time_round_robin(models, x, warmup:int=10, repeats:int=50,
+                     shuffle:int=None): # seed: each round calls the models in a new random order (no model always runs after the same one)
     "`time_summary` of each of `models` on `x`, timed in turns (one call of each per round), so drift falls on all of them."
     for m in models:
         for _ in range(warmup): m(x)
-    times = [[] for _ in models]
+    times, rng = [[] for _ in models], None if shuffle is None else random.Random(shuffle)
     for _ in range(repeats):
-        for m, t in zip(models, times): t.append(time_forward(m, x))
+        order = list(range(len(models)))
+        if rng: rng.shuffle(order)
+        for i in order: times[i].append(time_forward(models[i], x))
     return [time_summary(t) for t in times]
 
 def latency(model:nn.Module, x, warmup:int=10, repeats:int=50):

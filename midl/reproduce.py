@@ -433,7 +433,8 @@ def _sparse_section(out_dir):
     if not len(t): return ''
     out = ["### Beyond the paper: a compute-aware MID-L", "`SparseMIDLayer` (`nbs/03a_sparse.ipynb`) computes a low-rank gate and "
            "cheap path for every neuron and the rich path only where it pays (`nbs/18_sparse_bench.ipynb`); here it replaces the "
-           "hidden layers in Table 8's protocol (`nbs/18a_sparse_accuracy.ipynb`; Robust Acc: trained with 20 % label noise):",
+           "hidden layers in Table 8's protocol (`nbs/18a_sparse_accuracy.ipynb`; Robust Acc: trained with 20 % label noise; "
+           "FLOPs (M): as each run recorded them, with the code it ran):",
            _md_table(t)]
     c = read_table(out_dir, 'sparse_comparisons')
     if len(c): out.append('Paired by seed (pp, 95 % t-interval):\n\n' + '\n'.join(
@@ -442,7 +443,8 @@ def _sparse_section(out_dir):
     e = read_table(out_dir, 'sparse_efficiency')
     if len(e):
         e = e.assign(model=e.model.where(e.model.str.startswith(('MID-L', 'SparseMIDLayer')), 'baseline'))   # one column per role
-        out.append('Cost per forward pass (CPU, measured round robin; FLOPs per sample; baseline: the dataset\'s dropout model):\n\n' + _md_table(
+        out.append('Cost per forward pass, measured with the current code when `18a_sparse_accuracy` last ran (CPU, round robin; FLOPs '
+                   'per sample; baseline: the dataset\'s dropout model):\n\n' + _md_table(
         e.pivot_table(index=['dataset', 'batch'], columns='model', values=['flops_M', 'latency_ms'], sort=False).round(3)
          .pipe(lambda d: d.set_axis([f'{m} {v}' for v, m in d.columns], axis=1))))
     return '\n\n'.join(out)

@@ -4,19 +4,25 @@
 
 # %% ../nbs/03a_sparse.ipynb 3
 from __future__ import annotations
-import math, warnings
+import ctypes, hashlib, math, os, platform, shutil, subprocess, tempfile, warnings
+from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
+from pathlib import Path
+from types import SimpleNamespace
 import pandas as pd
 import torch
 from torch import nn
 import torch.nn.functional as F
+from torch.utils._python_dispatch import is_in_torch_dispatch_mode, _get_current_dispatch_mode_stack
+from torch.utils.flop_counter import FlopCounterMode
 from .core import MIDLayer, _check_width
 from .math import topk_mask, topk_indices
 from .metrics import time_round_robin
 
 # %% auto 0
-__all__ = ['GATHER_BUDGET', 'gather_dot', 'SparseMIDLayer', 'bytes_bound', 'latency_sweep', 'break_even', 'train_blocks',
-           'train_step_ratio', 'plot_latency_sweep']
+__all__ = ['GATHER_BUDGET', 'DEFAULT_RANK', 'KERNELS', 'NATIVE_FLAGS', 'gather_dot', 'build_native', 'native_kernel',
+           'SparseMIDLayer', 'bytes_bound', 'latency_sweep', 'break_even', 'train_blocks', 'train_step_ratio',
+           'plot_latency_sweep']
 
 # %% ../nbs/03a_sparse.ipynb 7
 def _gather_dot_loop(w, idx, x): return (w[idx] * x.unsqueeze(-2)).sum(-1)   # sum_i W_ji x_ni; compiled: one loop, no copy of the rows
@@ -35,36 +41,225 @@ def _compile_failed(e):
                   f"using plain PyTorch ops instead (same outputs, slower at small batch)")
     _FUSED['fn'] = None
 
-GATHER_BUDGET = {False: 0.25, True: 1.0}   # gather while rows × k <= this × d_out: plain ops / compiled loop (measured, CPU)
+GATHER_BUDGET = {'torch': 0.25, 'compile': 1.0, 'native': 1.0}   # gather while rows × k <= this × d_out (measured, CPU)
+DEFAULT_RANK = 32                                                     # the rank sweep in 18a_sparse_accuracy: 8–64 equally accurate
+KERNELS = ('auto', 'native', 'compile', 'torch')                      # auto: native where it builds, else torch
 
-def gather_dot(w, idx, x, compiled:bool=False):
-    "$W_j\\cdot x_n$ for the indices $j$ in `idx[n]` of each row $x_n$: (rows, k); `compiled`: through one `torch.compile`d loop (for inference)."
-    if compiled and (fn := _fused_kernel()) is not None:
+def _check_gather(w, idx, x):
+    "Shapes, dtype and range of a gather that C will do without checks; raises what PyTorch's ops would."
+    if x.ndim != 2 or idx.ndim != 2 or w.ndim != 2 or x.shape[1] != w.shape[1] or idx.shape[0] != x.shape[0]:
+        raise ValueError(f"gather_dot needs w (d_out, d_in), idx (rows, k), x (rows, d_in); got {tuple(w.shape)}, {tuple(idx.shape)}, {tuple(x.shape)}")
+    if idx.dtype != torch.int64: raise TypeError(f"gather_dot needs int64 indices, got {idx.dtype}: pass idx.long()")
+    if idx.numel() and (int(idx.min()) < 0 or int(idx.max()) >= w.shape[0]):
+        raise IndexError(f"gather_dot: indices must lie in [0, {w.shape[0]}), got {int(idx.min())}..{int(idx.max())}")
+
+def gather_dot(w, idx, x, kernel:str='torch'):
+    "$W_j\\cdot x_n$ for the indices $j$ in `idx[n]` of each row $x_n$: (rows, k); `kernel`: 'torch' (copy, then `bmm`), 'compile' or 'native' (fused, for inference)."
+    if kernel == 'native' and _native_fits(w, x) and native_kernel() is not None:
+        _check_gather(w, idx, x)                                      # C reads memory unchecked: validate first
+        out = _gather_mix_native(w, None, idx.contiguous(), x.contiguous(), torch.ones(len(x), len(w)), x.new_zeros(len(x), len(w)))
+        return out.gather(1, idx)                                     # alpha = 1, F_cheap = 0: z_j = W_j · x
+    if kernel == 'compile' and (fn := _fused_kernel()) is not None:
         try: return fn(w, idx, x)
         except Exception as e: _compile_failed(e)                     # e.g. no C++ compiler: plain ops from now on
     rows = w.index_select(0, idx.reshape(-1)).view(*idx.shape, w.shape[1])    # W_j of the selected j: (rows, k, d_in)
     return torch.bmm(rows, x.unsqueeze(-1)).squeeze(-1)                       # W_j · x_n
 
-# %% ../nbs/03a_sparse.ipynb 9
+# %% ../nbs/03a_sparse.ipynb 10
+_NATIVE_SRC = r"""
+#include <stdint.h>
+#include <stdlib.h>
+#include <math.h>
+#define V 16                       /* partial sums per row: independent adds the compiler vectorises */
+#define G 8                        /* rows of W read at once: G memory streams in flight */
+static float hsum(const float* s) { float a = 0; for (int u = 0; u < V; u++) a += s[u]; return a; }
+
+/* r[q] = W_{j_q} . x for the G rows w[0..G-1] */
+static void dot_group(const float* const* w, const float* x, int64_t d, float* r) {
+  float s[G][V] = {{0}}; int64_t i = 0;
+  for (; i + V <= d; i += V)
+    for (int u = 0; u < V; u++) { float xv = x[i + u]; for (int q = 0; q < G; q++) s[q][u] += w[q][i + u] * xv; }
+  for (int q = 0; q < G; q++) { r[q] = hsum(s[q]); for (int64_t e = i; e < d; e++) r[q] += w[q][e] * x[e]; }
+}
+
+static float dot_one(const float* w, const float* x, int64_t d) {
+  float s[V] = {0}; int64_t i = 0;
+  for (; i + V <= d; i += V) for (int u = 0; u < V; u++) s[u] += w[i + u] * x[i + u];
+  float a = hsum(s); for (; i < d; i++) a += w[i] * x[i]; return a;
+}
+
+/* z_j = c_j + alpha_j (W_j . x + b_j - c_j), alpha_j = a[j] or, with logit, sigma(a[j]); out holds c = F_cheap on entry */
+static void mix(float* out, const float* a, const float* b, int64_t j, float dot, int logit) {
+  float rich = dot + (b ? b[j] : 0.f), c = out[j], al = logit ? 1.f / (1.f + expf(-a[j])) : a[j];
+  out[j] = c + al * (rich - c);
+}
+
+/* the mix at the selected j = idx[n, t], t0 <= t < t1, of every row n (a, out: rows x d_out) */
+void midl_gather_mix(const float* w, const float* b, const int64_t* idx, const float* x, const float* a, float* out,
+                     int64_t rows, int64_t k, int64_t d_in, int64_t d_out, int64_t t0, int64_t t1, int64_t logit) {
+  for (int64_t n = 0; n < rows; n++) {
+    const int64_t* id = idx + n * k; const float* xn = x + n * d_in; const float* an = a + n * d_out;
+    float* on = out + n * d_out; float r[G]; const float* ws[G]; int64_t t = t0;
+    for (; t + G <= t1; t += G) {
+      for (int q = 0; q < G; q++) ws[q] = w + id[t + q] * d_in;
+      dot_group(ws, xn, d_in, r);
+      for (int q = 0; q < G; q++) mix(on, an, b, id[t + q], r[q], logit);
+    }
+    for (; t < t1; t++) mix(on, an, b, id[t], dot_one(w + id[t] * d_in, xn, d_in), logit);
+  }
+}
+
+/* a short dot product (the rank r of U_c): 8 partial sums, one vector register */
+static float dot_short(const float* w, const float* x, int64_t d) {
+  float s[8] = {0}; int64_t i = 0;
+  for (; i + 8 <= d; i += 8) for (int u = 0; u < 8; u++) s[u] += w[i + u] * x[i + u];
+  float a = ((s[0] + s[1]) + (s[2] + s[3])) + ((s[4] + s[5]) + (s[6] + s[7]));
+  for (; i < d; i++) a += w[i] * x[i]; return a;
+}
+
+static float key(float v) { return v != v ? -INFINITY : v; }   /* NaN ranks lowest */
+
+/* the k-th largest of s[0..n), 1 <= k <= n (s is reordered): quickselect with a median-of-three pivot */
+static float kth_largest(float* s, int64_t n, int64_t k) {
+  int64_t lo = 0, hi = n - 1, want = n - k;
+  while (lo < hi) {
+    float a = s[lo], b = s[lo + (hi - lo) / 2], c = s[hi];
+    float p = a < b ? (b < c ? b : (a < c ? c : a)) : (a < c ? a : (b < c ? c : b));
+    int64_t i = lo, j = hi;
+    while (i <= j) {
+      while (s[i] < p) i++;
+      while (s[j] > p) j--;
+      if (i <= j) { float t = s[i]; s[i] = s[j]; s[j] = t; i++; j--; }
+    }
+    if (want <= j) hi = j; else if (want >= i) lo = i; else return s[want];
+  }
+  return s[want];
+}
+
+/* per row: idx = the k largest of z (ascending indices; ties at the k-th value go to the lower index), and
+   out = U_c h + b_c for every neuron (uc: d_out x r) */
+int midl_select_cheap(const float* z, const float* h, const float* uc, const float* bc, int64_t* idx, float* out,
+                      int64_t rows, int64_t k, int64_t r, int64_t d_out) {
+  float* scratch = malloc(d_out * sizeof(float));
+  if (!scratch) return 1;
+  for (int64_t n = 0; n < rows; n++) {
+    const float* zn = z + n * d_out; const float* hn = h + n * r; int64_t* id = idx + n * k; float* on = out + n * d_out;
+    for (int64_t j = 0; j < d_out; j++) { scratch[j] = key(zn[j]); on[j] = dot_short(uc + j * r, hn, r) + (bc ? bc[j] : 0.f); }
+    float thr = kth_largest(scratch, d_out, k);
+    int64_t ties = k, t = 0;
+    for (int64_t j = 0; j < d_out; j++) ties -= key(zn[j]) > thr;
+    for (int64_t j = 0; j < d_out && t < k; j++) {
+      float v = key(zn[j]);
+      if (v > thr || (v == thr && ties-- > 0)) id[t++] = j;
+    }
+  }
+  free(scratch);
+  return 0;
+}
+"""
+NATIVE_FLAGS = ['-O3', '-march=native', '-shared', '-fPIC']   # -march=native: the cache key holds the CPU's flags
+
+def _kernel_cache() -> Path:
+    "Where built kernels are kept: `$MIDL_KERNEL_CACHE`, else ~/.cache/midl/kernels."
+    return Path(os.environ.get('MIDL_KERNEL_CACHE') or Path.home() / '.cache' / 'midl' / 'kernels')
+
+def _cpu_flags() -> str:
+    "This CPU's feature flags (Linux), so that a kernel built with -march=native is never loaded on another CPU."
+    try: return next((l for l in Path('/proc/cpuinfo').read_text().splitlines() if l.startswith(('flags', 'Features'))), '')
+    except OSError: return ''
+
+def build_native(cc:str=None, cache:Path=None) -> Path:
+    "Compile `_NATIVE_SRC` with the C compiler `cc` (default `$CC`, else gcc) into a shared library in `cache`; reused while source, flags, compiler and CPU are unchanged."
+    cc = cc or os.environ.get('CC') or 'gcc'
+    if shutil.which(cc) is None: raise RuntimeError(f"no C compiler {cc!r} on PATH: install gcc (or set CC) to build SparseMIDLayer's native kernel")
+    key = hashlib.sha256('\n'.join([_NATIVE_SRC, cc, *NATIVE_FLAGS, platform.machine(), _cpu_flags()]).encode()).hexdigest()[:16]
+    cache = Path(cache or _kernel_cache()); lib = cache / f'midl_gather_mix_{key}.so'
+    if lib.exists(): return lib
+    cache.mkdir(parents=True, exist_ok=True)
+    with tempfile.TemporaryDirectory(dir=cache) as tmp:               # build aside, then one atomic rename: never a half-written library
+        src, out = Path(tmp) / 'gather_mix.c', Path(tmp) / 'gather_mix.so'
+        src.write_text(_NATIVE_SRC)
+        res = subprocess.run([cc, *NATIVE_FLAGS, str(src), '-o', str(out)], capture_output=True, text=True)
+        if res.returncode: raise RuntimeError(f"{cc} could not build the native kernel:\n{res.stderr[-2000:]}")
+        os.replace(out, lib)
+    return lib
+
+_NATIVE = {}                                                          # 'fn': the loaded kernel, or None once building failed
+
+def _load_native(lib:Path):
+    "The library's two entry points, typed for `ctypes`."
+    P, I, so = ctypes.c_void_p, ctypes.c_int64, ctypes.CDLL(str(lib))
+    mix, sel = so.midl_gather_mix, so.midl_select_cheap
+    mix.restype, mix.argtypes = None, [P] * 6 + [I] * 7
+    sel.restype, sel.argtypes = ctypes.c_int, [P] * 6 + [I] * 4
+    return SimpleNamespace(mix=mix, select_cheap=sel)
+
+def native_kernel():
+    "The C kernels (`mix`, `select_cheap`), built and loaded on first use; None (after one warning) where they cannot be built."
+    if 'fn' not in _NATIVE:
+        try: _NATIVE['fn'] = _load_native(build_native())
+        except Exception as e:
+            warnings.warn(f"SparseMIDLayer's native kernel is unavailable ({type(e).__name__}: {str(e)[:300]}); using plain "
+                          f"PyTorch ops instead (same outputs, slower at small batch)")
+            _NATIVE['fn'] = None
+    return _NATIVE['fn']
+
+def _counting_flops():
+    "Whether a `FlopCounterMode` is active: it cannot see inside the native kernel, so the layer then runs PyTorch ops (the same FLOPs)."
+    return is_in_torch_dispatch_mode() and any(isinstance(m, FlopCounterMode) or isinstance(getattr(m, 'counter', None), FlopCounterMode)
+                                               for m in _get_current_dispatch_mode_stack())   # the mode, or the inner mode it pushes
+
+def _native_fits(*ts):
+    "The native kernel takes contiguous float32 (and int64 index) CPU tensors, and runs outside `FlopCounterMode`."
+    return (not _counting_flops() and all(t.device.type == 'cpu' and t.is_contiguous() for t in ts)
+            and all(t.dtype == torch.float32 for t in ts if t.is_floating_point()))
+
+_POOL = {}                                                            # thread pools by size, made on first use
+os.register_at_fork(after_in_child=_POOL.clear)                       # a forked child has none of the parent's threads
+def _split(n:int, parts:int): return [(n * i // parts, n * (i + 1) // parts) for i in range(parts)]
+
+def _gather_mix_native(w, b, idx, x, alpha, out, threads:int=None, logits:bool=False):
+    "Unchecked (indices from `_select_cheap_native` or validated by `gather_dot`): in place on `out` (= $F_\\text{cheap}$, rows × d_out): $z_j = c_j + \\alpha_j(W_j\\cdot x + b_j - c_j)$ at each row's selected `idx` (`logits`: `alpha` holds $\\sigma^{-1}(\\alpha)$); the k indices split over `threads` (default: PyTorch's)."
+    fn, (rows, k), (d_out, d_in) = native_kernel().mix, idx.shape, w.shape
+    args = (w.data_ptr(), None if b is None else b.data_ptr(), idx.data_ptr(), x.data_ptr(), alpha.data_ptr(), out.data_ptr(),
+            rows, k, d_in, d_out)
+    threads = threads or torch.get_num_threads()
+    if threads == 1 or rows * k * d_in < 2**20: fn(*args, 0, k, logits); return out    # small: threads cost more than they save
+    if threads not in _POOL: _POOL[threads] = ThreadPoolExecutor(threads)             # ctypes releases the GIL: the parts run side by side
+    list(_POOL[threads].map(lambda tt: fn(*args, *tt, logits), _split(k, threads)))    # disjoint neurons per part (top-k indices are distinct)
+    return out
+
+def _select_cheap_native(z, h, uc, bc, k:int):
+    "Per row of the gate logits `z`: the indices of the `k` largest (ascending; NaN lowest, ties to the lower index) and $F_\\text{cheap} = U_c h + b_c$ for every neuron."
+    rows, d_out = z.shape
+    idx, out = torch.empty(rows, k, dtype=torch.int64), torch.empty(rows, d_out)
+    if native_kernel().select_cheap(z.data_ptr(), h.data_ptr(), uc.data_ptr(), None if bc is None else bc.data_ptr(),
+                                    idx.data_ptr(), out.data_ptr(), rows, k, h.shape[1], d_out):
+        raise MemoryError(f'the native top-k could not allocate {d_out} floats of scratch space')
+    return idx, out
+
+
+# %% ../nbs/03a_sparse.ipynb 14
 class SparseMIDLayer(MIDLayer):
     "MID-L whose rich path $W$ is evaluated only for the $k$ selected neurons of each sample; gate and cheap path are low rank."
     def __init__(self, dim:int, top_k, out_dim:int=None,
-                 rank:int=None, # rank r of the shared down-projection D (default: min(dim, out_dim) // 8, at least 1)
+                 rank:int=None, # rank r of the shared down-projection D (default: `DEFAULT_RANK`, at most min(dim, out_dim) // 8, at least 1)
                  alpha_dropout:float=0.1, ste:str='masked', bias:bool=True, anr_threshold:float=0., track_stats:bool=False,
                  gather_budget:float=None, # gather W's selected rows while rows × k <= gather_budget × out_dim (None: `GATHER_BUDGET`)
-                 compiled:bool=False): # gather without autograd through one `torch.compile`d loop (see `gather_dot`)
+                 kernel:str='auto'): # without autograd: 'native', 'compile' or 'torch' (see `gather_dot`); 'auto': native where it builds
         if ste != 'masked':
             raise ValueError(f"ste={ste!r}: the straight-through rule sends gradient to every gate, which needs F_rich for every "
                              f"neuron; SparseMIDLayer computes it for the selected ones only, so use ste='masked' (or MIDLayer)")
+        if kernel not in KERNELS: raise ValueError(f"kernel={kernel!r}: use one of {KERNELS}")
         d_out = dim if out_dim is None else _check_width('out_dim', out_dim)
-        r = max(1, min(_check_width('dim', dim), d_out) // 8) if rank is None else _check_width('rank', rank)
+        r = max(1, min(DEFAULT_RANK, min(_check_width('dim', dim), d_out) // 8)) if rank is None else _check_width('rank', rank)
         down = nn.Linear(dim, r, bias=False)                                  # D, shared
         super().__init__(dim, top_k, out_dim, variant='sparse', alpha_dropout=alpha_dropout, ste=ste,
                          f1=nn.Linear(dim, d_out, bias),                      # W: the rich rows
                          f2=nn.Sequential(down, nn.Linear(r, d_out, bias)),   # F_cheap = U_c D x
                          gate=nn.Sequential(down, nn.Linear(r, d_out, bias)), # gate logits U_alpha D x
                          bias=bias, anr_threshold=anr_threshold, track_stats=track_stats)
-        self.rank, self.gather_budget, self.compiled = r, gather_budget, compiled
+        self.rank, self.gather_budget, self.kernel = r, gather_budget, kernel
 
     def forward_dense(self, x):
         "The same function computed densely (both paths for every neuron, then the mix): the reference."
@@ -73,30 +268,62 @@ class SparseMIDLayer(MIDLayer):
     def forward(self, x):
         self._check_input(x)
         lead, x2 = x.shape[:-1], x.reshape(-1, self.in_features)
-        down, gate_up, cheap_up = self.alpha_proj[0], self.alpha_proj[1], self.f2[1]
+        if not (self.training or self.track_stats) and self._native_now(x2):
+            return self._forward_native(x2).reshape(*lead, self.out_features)
+        (down, gate_up), (_, cheap_up) = self.alpha_proj, self.f2
         h = down(x2)                                                         # h = D x, once for both low-rank heads
+        if self.path(len(x2)) == 'dense':                                    # W x whole: mix at full width, no gathers
+            zc = F.linear(h, torch.cat([gate_up.weight, cheap_up.weight]),   # [U_alpha; U_c] h + [b_alpha; b_c]: one product
+                          None if gate_up.bias is None else torch.cat([gate_up.bias, cheap_up.bias]))
+            z, cheap = zc.split(self.out_features, -1)
+            alpha = torch.sigmoid(z)                                         # alpha = sigma(U_alpha h + b_alpha), c = U_c h + b_c
+            ah = self._alpha_hat(alpha, topk_indices(alpha.detach(), self.k))
+            return torch.addcmul(cheap, ah, self.f1(x2) - cheap).reshape(*lead, self.out_features)   # z = c + alpha_hat ⊙ (W x + b - c)
         alpha = torch.sigmoid(gate_up(h))                                    # alpha = sigma(U_alpha h + b_alpha)
         idx = topk_indices(alpha.detach(), self.k)                           # the k selected neurons of each row
-        if self.path(len(x2)) == 'gather': idx = idx.sort(-1).values        # ascending: W's rows read in address order
-        if self.training or self.track_stats:
-            m = topk_mask(alpha, self.k, idx)                                # M: k ones per row, at idx
-            ah = self.after_select(self._ste(alpha, m), m).gather(1, idx)    # alpha_hat = alpha ⊙ M, dropout, stats; at idx
-        else: ah = alpha.gather(1, idx)                                      # eval: alpha_hat at idx is alpha there
         cheap = cheap_up(h)                                                  # F_cheap for every neuron
+        idx = idx.sort(-1).values                                            # ascending: W's rows read in address order
+        if self.training or self.track_stats: ah = self._alpha_hat(alpha, idx).gather(1, idx)   # alpha_hat at idx
+        else: ah = alpha.gather(1, idx)                                      # eval: alpha_hat at idx is alpha there
         return self.mix_selected(x2, ah, cheap, idx).reshape(*lead, self.out_features)
 
-    def _use_compiled(self): return self.compiled and not torch.is_grad_enabled()
+    def _alpha_hat(self, alpha, idx):
+        "$\\hat\\alpha = \\alpha\\odot M$ at full width (`idx`: the selected neurons): with the gradient rule, dropout and statistics in training or while tracking."
+        m = topk_mask(alpha, self.k, idx)                                    # M: k ones per row, at idx
+        if self.training or self.track_stats: return self.after_select(self._ste(alpha, m), m)
+        return alpha * m
+
+    def kernel_now(self):
+        "The kernel `forward` uses now: 'torch' while gradients are recorded or where the chosen one cannot be built, else `kernel` ('auto': 'native')."
+        if torch.is_grad_enabled() or self.kernel == 'torch': return 'torch'
+        if self.kernel == 'compile': return 'compile' if _fused_kernel() is not None else 'torch'
+        return 'native' if native_kernel() is not None else 'torch'
+
+    def _native_now(self, x2):
+        "Whether this evaluation pass runs the native kernel: chosen and built, the gather path, float32 CPU tensors, no FLOP counter."
+        if torch.is_grad_enabled() or self.kernel not in ('auto', 'native') or _counting_flops(): return False
+        w = self.f1.weight                                                   # cheap checks first: this runs on every call
+        return (x2.dtype == w.dtype == torch.float32 and x2.is_cpu and w.is_cpu and w.is_contiguous()
+                and self.f2[1].weight.is_contiguous() and self.path(len(x2)) == 'gather' and self.kernel_now() == 'native')
+
+    def _forward_native(self, x2):
+        "Evaluation through the native kernel: gate and $F_\\text{cheap}$ for every neuron, then the mix at the selected ones, in place (the ops called directly: fewer layers of Python per sample)."
+        (down, gate_up), (_, cheap_up), rich = self.alpha_proj, self.f2, self.f1      # unpacked: no indexing per call
+        h = F.linear(x2, down.weight)                                        # h = D x
+        z = F.linear(h, gate_up.weight, gate_up.bias)                        # gate logits: alpha = sigma(z), the same bits as the reference's
+        idx, out = _select_cheap_native(z, h, cheap_up.weight, cheap_up.bias, self.k)   # top-k of z (sigma is monotone); c = U_c h + b_c
+        return _gather_mix_native(rich.weight, rich.bias, idx, x2.contiguous(), z, out, logits=True)   # z_j = c_j + sigma(z_j) (W_j x + b_j - c_j)
 
     def path(self, rows:int):
         "How `forward` computes $F_\\text{rich}$ for `rows` samples now: 'gather' (the k selected rows of W per sample) or 'dense' ($Wx$ whole)."
-        budget = GATHER_BUDGET[self._use_compiled()] if self.gather_budget is None else self.gather_budget
+        budget = GATHER_BUDGET[self.kernel_now()] if self.gather_budget is None else self.gather_budget
         return 'gather' if rows * self.k <= budget * self.out_features else 'dense'
 
     def rich_at(self, x2, idx):
         "$F_\\text{rich}(x)_j = W_j\\cdot x + b_j$ at the selected `idx` (rows × k), computed the way `path(rows)` says."
         w, b = self.f1.weight, self.f1.bias
         if self.path(len(x2)) == 'dense': rich = F.linear(x2, w).gather(1, idx)             # W x for every neuron, then the k
-        else: rich = gather_dot(w, idx, x2, self._use_compiled())                          # W_j · x for the selected j only
+        else: rich = gather_dot(w, idx, x2, self.kernel_now())                             # W_j · x for the selected j only
         return rich if b is None else rich + b[idx]
 
     def mix_selected(self, x2, ah, cheap, idx):
@@ -104,14 +331,14 @@ class SparseMIDLayer(MIDLayer):
         step = ah * (self.rich_at(x2, idx) - cheap.gather(1, idx))           # alpha_hat_j (F_rich - F_cheap)_j
         return cheap.scatter_add(1, idx, step)
 
-    def extra_repr(self): return super().extra_repr() + f', rank={self.rank}, gather_budget={self.gather_budget}, compiled={self.compiled}'
+    def extra_repr(self): return super().extra_repr() + f', rank={self.rank}, gather_budget={self.gather_budget}, kernel={self.kernel!r}'
 
     def flops(self, rows:int=1):
         "FLOPs (2 × multiply-adds) of `forward` on `rows` samples: $2(d_\\text{in} r + 2 r d_\\text{out} + k' d_\\text{in})$ each, $k'=k$ when gathering, $d_\\text{out}$ when dense."
         k = self.k if self.path(rows) == 'gather' else self.out_features
         return 2 * rows * (self.in_features * self.rank + 2 * self.rank * self.out_features + k * self.in_features)
 
-# %% ../nbs/03a_sparse.ipynb 22
+# %% ../nbs/03a_sparse.ipynb 27
 @contextmanager
 def _threads(n:int=None):
     "Inside the `with` block PyTorch uses `n` intra-op threads (None: unchanged); the old number is restored after."
@@ -120,11 +347,11 @@ def _threads(n:int=None):
     try: yield
     finally: torch.set_num_threads(old)
 
-def _sharing(base:SparseMIDLayer, top_k, compiled:bool=False):
-    "A `SparseMIDLayer` holding `base`'s weights (the same tensors, not a copy) with its own `top_k` and `compiled`."
+def _twin(base:SparseMIDLayer, top_k, kernel:str='auto'):
+    "A `SparseMIDLayer` with a copy of `base`'s weights (its own memory: a timed pass never finds them in cache from another layer's) and its own `top_k` and `kernel`."
     lay = SparseMIDLayer(base.in_features, top_k, base.out_features, rank=base.rank, bias=base.f1.bias is not None,
-                         gather_budget=base.gather_budget, compiled=compiled)
-    lay.f1, lay.f2, lay.alpha_proj = base.f1, base.f2, base.alpha_proj
+                         gather_budget=base.gather_budget, kernel=kernel)
+    lay.load_state_dict(base.state_dict())
     return lay.to(base.f1.weight.device).train(base.training)
 
 def bytes_bound(d:int, k:int, rank:int):
@@ -132,9 +359,9 @@ def bytes_bound(d:int, k:int, rank:int):
     return k / d + 3 * rank / d
 
 def latency_sweep(dims=(1024, 4096), batches=(1, 8, 64), keeps=(0.05, 0.1, 0.25, 0.5, 1.0),
-                  rank_divs=(8,), # rank r = d // rank_div of each sparse layer (8: the layer's default)
+                  ranks=(DEFAULT_RANK,), # ranks r of the sparse layers (capped at d // 8 as by default)
                   repeats:int=50, warmup:int=5, threads:int=None, device='cpu',
-                  compiled:bool=False, # also time the `torch.compile`d gather kernel
+                  kernels=('auto',), # the kernels timed (see `gather_dot`), each at every keep and rank
                   seed:int=0):
     "Eval latency of `SparseMIDLayer` and `nn.Linear(d, d)` per (d, batch): every layer of one (d, batch) timed round robin."
     out = []
@@ -143,28 +370,29 @@ def latency_sweep(dims=(1024, 4096), batches=(1, 8, 64), keeps=(0.05, 0.1, 0.25,
             torch.manual_seed(seed)
             lin = nn.Linear(d, d).to(device).eval()
             lays = []
-            for div in rank_divs:
-                base = SparseMIDLayer(d, keeps[0], rank=max(1, d // div)).to(device).eval()
-                lays += [_sharing(base, keep, c) for keep in keeps for c in ((False, True) if compiled else (False,))]
+            for r in dict.fromkeys(max(1, min(r, d // 8)) for r in ranks):
+                base = SparseMIDLayer(d, keeps[0], rank=r).to(device).eval()
+                lays += [_twin(base, keep, kn) for keep in keeps for kn in kernels]
             for b in batches:
                 x = torch.randn(b, d, device=device)
-                t_lin, *ts = time_round_robin([lin, *lays], x, warmup, repeats)   # the same rounds for all: drift hits all
-                out += [dict(d=d, batch=b, keep=l.top_k, k=l.k, rank=l.rank, compiled=l.compiled, path=l.path(b),
+                t_lin, *ts = time_round_robin([lin, *lays], x, warmup, repeats, shuffle=seed)   # the same rounds for all, each in a new order
+                out += [dict(d=d, batch=b, keep=l.top_k, k=l.k, rank=l.rank, kernel=l.kernel_now(), path=l.path(b),
                              sparse_ms=t['median_ms'], sparse_iqr_ms=t['iqr_ms'], linear_ms=t_lin['median_ms'],
                              linear_iqr_ms=t_lin['iqr_ms'], ratio=t['median_ms'] / t_lin['median_ms'],
                              bound=bytes_bound(d, l.k, l.rank)) for l, t in zip(lays, ts)]
     return pd.DataFrame(out)
 
 def break_even(table:pd.DataFrame):
-    "From a `latency_sweep` table, per (d, batch, rank, compiled): the largest keep ratio at which the sparse layer beat `nn.Linear` (NaN: none)."
-    by = ['d', 'batch', 'rank', 'compiled']
+    "From a `latency_sweep` table, per (d, batch, rank, kernel): the largest keep ratio at which the sparse layer beat `nn.Linear` (NaN: none)."
+    by = ['d', 'batch', 'rank', 'kernel']
     best = table.groupby(by).ratio.min()                                 # the best ratio any keep reached
     won = table[table.ratio < 1].groupby(by).keep.max().reindex(best.index)
     return pd.DataFrame(dict(faster_up_to_keep=won, best_ratio=best))
 
 class _TrainStep:
-    "One training step of `net` on a batch `x` (forward, mean-square loss, backward, Adam step), callable as `step(x)`."
-    def __init__(self, net:nn.Module): self.net, self.opt = net.train(), torch.optim.Adam(net.parameters(), lr=1e-4)
+    "One training step of `net` on a batch `x` (forward, mean-square loss, backward, Adam step), callable as `step(x)`; `fused`: Adam's fused kernel (as `midl.train` uses), else PyTorch's default."
+    def __init__(self, net:nn.Module, fused:bool=True):
+        self.net, self.opt = net.train(), torch.optim.Adam(net.parameters(), lr=1e-4, fused=fused or None)
 
     @torch.enable_grad()
     def __call__(self, x):
@@ -180,18 +408,19 @@ def train_blocks(d:int=1024, keep:float=0.25, rank:int=None):
             'MIDLayer §4.4': nn.Sequential(MIDLayer(d, keep, variant='section_4_4'), nn.ReLU())}
 
 def train_step_ratio(d:int=1024, batch:int=64, keep:float=0.25, rank:int=None, repeats:int=30, warmup:int=3,
-                     threads:int=None, device='cpu', seed:int=0):
-    "Time of one training step (forward, backward, Adam) of each of `train_blocks`, timed round robin, and its ratio to the dense block's."
+                     threads:int=None, device='cpu', seed:int=0,
+                     fused:bool=True): # Adam's fused kernel, as `midl.train` trains (False: PyTorch's default, the foreach kernel)
+    "Time of one training step (forward, backward, Adam) of each of `train_blocks`, timed round robin (each round in a new order), and its ratio to the dense block's."
     with _threads(threads):
         torch.manual_seed(seed)
         blocks = {n: b.to(device) for n, b in train_blocks(d, keep, rank).items()}
         x = torch.randn(batch, d, device=device)
-        ts = time_round_robin([_TrainStep(b) for b in blocks.values()], x, warmup, repeats)
+        ts = time_round_robin([_TrainStep(b, fused) for b in blocks.values()], x, warmup, repeats, shuffle=seed)
     t = pd.DataFrame(ts, index=list(blocks))[['median_ms', 'iqr_ms']]
-    return t.assign(ratio=t.median_ms / t.median_ms.iloc[0], d=d, batch=batch, keep=keep)
+    return t.assign(ratio=t.median_ms / t.median_ms.iloc[0], d=d, batch=batch, keep=keep, adam='fused' if fused else 'foreach')
 
 def plot_latency_sweep(table:pd.DataFrame):
-    "Latency over `nn.Linear`'s against the keep ratio, one panel per (d, batch): a line per rank $d/r$ (and kernel), the bytes bound dotted, `nn.Linear` at 1."
+    "Latency over `nn.Linear`'s against the keep ratio, one panel per (d, batch): a line per rank $r$ and kernel, the bytes bound dotted, `nn.Linear` at 1."
     import matplotlib.pyplot as plt
     panels = table[['d', 'batch']].drop_duplicates().values.tolist()
     ds, bs = sorted({p[0] for p in panels}), sorted({p[1] for p in panels})
@@ -199,9 +428,11 @@ def plot_latency_sweep(table:pd.DataFrame):
     for i, d in enumerate(ds):
         for j, b in enumerate(bs):
             ax, t = axes[i, j], table[(table.d == d) & (table.batch == b)]
-            for n, ((div, comp), g) in enumerate(t.assign(div=t.d // t['rank']).groupby(['div', 'compiled'])):
-                ax.plot(g.keep, g.ratio, 'o-', color=f'C{n}', label=f'r=d/{div}' + (', compiled' if comp else ''))
-                if not comp: ax.plot(g.keep, g.bound, ':', color=f'C{n}', label=f'bound, r=d/{div}')   # k/d + 3r/d
+            for n, ((r, kn), g) in enumerate(t.groupby(['rank', 'kernel'])):
+                ax.plot(g.keep, g.ratio, 'o-', color=f'C{n}', label=f'r={r}, {kn}')
+            for n, (r, g) in enumerate(t.groupby('rank')):
+                g = g.drop_duplicates('keep')
+                ax.plot(g.keep, g.bound, ':', color='0.4', lw=1 + n, label=f'bound, r={r}')   # k/d + 3r/d
             ax.axhline(1, color='k', lw=1, label='nn.Linear')
             ax.set_title(f'd={d}, batch {b}', fontsize=9); ax.set_ylim(bottom=0)
             if i == len(ds) - 1: ax.set_xlabel('keep ratio k/d')

@@ -1,4 +1,4 @@
-"SparseMIDLayer against its dense reference over a grid of shapes and both ways of computing F_rich, its FLOPs, the compiled kernel and its fallback, the `sparse_midl` layer kind, and the measuring helpers."
+"SparseMIDLayer against its dense reference over a grid of shapes and both ways of computing F_rich, its FLOPs, the compiled and native kernels and their fallbacks, the `sparse_midl` layer kind, and the measuring helpers."
 import math, warnings, pytest, torch
 from torch import nn
 import torch.nn.functional as F
@@ -37,11 +37,14 @@ def test_eval_small_batches_equal_dense_reference_float32(d, k, rank):
 
 def test_path_follows_the_budget():
     lay = SparseMIDLayer(400, 0.1, rank=8)                            # k = 40
-    assert GATHER_BUDGET == {False: 0.25, True: 1.0}
-    assert [lay.path(r) for r in (1, 2, 3)] == ['gather', 'gather', 'dense']   # rows × 40 <= 0.25 × 400
-    lay.compiled = True
-    assert lay.path(10) == 'dense'                                    # recording gradients: the plain ops' budget
-    with torch.no_grad(): assert (lay.path(10), lay.path(11)) == ('gather', 'dense')   # compiled loop: rows × k <= d_out
+    assert GATHER_BUDGET == {'torch': 0.25, 'compile': 1.0, 'native': 1.0}
+    assert [lay.path(r) for r in (1, 2, 3)] == ['gather', 'gather', 'dense']   # recording gradients: rows × 40 <= 0.25 × 400
+    for kernel in ('compile', 'native', 'auto'):
+        lay.kernel = kernel
+        assert lay.path(10) == 'dense'                                # recording gradients: the plain ops' budget
+        with torch.no_grad(): assert (lay.path(10), lay.path(11)) == ('gather', 'dense')   # fused kernels: rows × k <= d_out
+    lay.kernel = 'torch'
+    with torch.no_grad(): assert (lay.path(2), lay.path(3)) == ('gather', 'dense')
     lay.gather_budget = 0.
     with torch.no_grad(): assert lay.path(1) == 'dense'
 
@@ -62,10 +65,12 @@ def test_flops_scale_with_k_on_the_gather_path(train):
 def test_flops_of_the_default_paths(rows, train):
     "Eval (the fast path at small batch) and training: FlopCounterMode counts what `flops(rows)` says, on the path taken."
     lay = SparseMIDLayer(1024, 0.25, rank=128).train(train)
-    with torch.no_grad(), FlopCounterMode(display=False) as fc: lay(torch.randn(rows, 1024))
-    assert fc.get_total_flops() == lay.flops(rows)
-    kk = 256 if rows == 1 else 1024                                   # 1 × 256 <= 0.25 × 1024: gather; more rows: dense
-    assert lay.flops(rows) == 2 * rows * (1024 * 128 + 2 * 128 * 1024 + kk * 1024)
+    with torch.no_grad():
+        with FlopCounterMode(display=False) as fc: lay(torch.randn(rows, 1024))
+        assert fc.get_total_flops() == lay.flops(rows)
+        kk = 256 if rows * 256 <= GATHER_BUDGET[lay.kernel_now()] * 1024 else 1024   # gather within the kernel's budget, else dense
+        assert (kk == 256) == (rows <= 4 if lay.kernel_now() == 'native' else rows == 1)
+        assert lay.flops(rows) == 2 * rows * (1024 * 128 + 2 * 128 * 1024 + kk * 1024)
 
 def test_gather_dot():
     torch.manual_seed(0)
@@ -78,7 +83,7 @@ def test_gather_dot():
 def test_compiled_kernel_equals_dense_reference():
     "The torch.compile'd gather (or, where this machine cannot compile, its fallback) gives the reference's outputs."
     torch.manual_seed(0)
-    lay = SparseMIDLayer(192, 0.25, rank=8, compiled=True).eval()
+    lay = SparseMIDLayer(192, 0.25, rank=8, kernel='compile').eval()
     midl.sparse._FUSED.clear()
     with torch.no_grad():
         for rows in (1, 3):
@@ -93,17 +98,66 @@ def test_compile_failure_falls_back_to_plain_ops(monkeypatch, where):
     if where == 'torch.compile': monkeypatch.setattr(torch, 'compile', broken)
     else: monkeypatch.setitem(midl.sparse._FUSED, 'fn', broken)
     torch.manual_seed(0)
-    lay = SparseMIDLayer(64, 0.25, rank=4, compiled=True).eval()
+    lay = SparseMIDLayer(64, 0.25, rank=4, kernel='compile').eval()
     x = torch.randn(2, 64)
     with torch.no_grad(), warnings.catch_warnings(record=True) as w:
         warnings.simplefilter('always')
         y = lay(x); y2 = lay(x)
     torch.testing.assert_close(y, lay.forward_dense(x), rtol=1e-5, atol=1e-6)
-    assert torch.equal(y, y2)
+    torch.testing.assert_close(y, y2, rtol=1e-5, atol=1e-6)      # the second call may take the plain ops' path
     msgs = [str(m.message) for m in w if 'torch.compile' in str(m.message)]
     assert len(msgs) == 1 and 'no C++ compiler here' in msgs[0] and 'plain PyTorch ops' in msgs[0]   # warned once
     assert midl.sparse._FUSED['fn'] is None
     midl.sparse._FUSED.clear()
+
+@pytest.mark.parametrize('d_in,d_out,k,rank,bias', [(8, 8, 1, 1, True), (37, 50, 11, 3, False), (100, 64, 0.5, 8, True),
+                                                   (1024, 1024, 0.25, 32, True)])
+@pytest.mark.parametrize('threads', [1, 2])
+def test_native_kernel_equals_dense_reference(d_in, d_out, k, rank, bias, threads):
+    "The C kernel (built on first use) against the dense reference: widths off the 16-wide blocks, groups of 8 and a tail, with and without bias, split over threads."
+    assert midl.sparse.native_kernel() is not None                    # CI and the dev machines have gcc
+    torch.manual_seed(0)
+    lay = SparseMIDLayer(d_in, k, out_dim=d_out, rank=rank, bias=bias, kernel='native', gather_budget=math.inf).eval()
+    old = torch.get_num_threads(); torch.set_num_threads(threads)
+    try:
+        with torch.no_grad():
+            for rows in (1, 3, 8):
+                x = torch.randn(rows, d_in)
+                assert lay._native_now(x)
+                torch.testing.assert_close(lay(x), lay.forward_dense(x), rtol=1e-5, atol=1e-5)
+    finally: torch.set_num_threads(old)
+
+def test_native_build_failure_falls_back_to_plain_ops(monkeypatch, tmp_path):
+    monkeypatch.setattr(midl.sparse, '_NATIVE', {})
+    monkeypatch.setenv('CC', 'no-such-cc'); monkeypatch.setenv('MIDL_KERNEL_CACHE', str(tmp_path))
+    torch.manual_seed(0)
+    lay = SparseMIDLayer(64, 0.25, rank=4).eval()                     # kernel 'auto'
+    x = torch.randn(2, 64)
+    with torch.no_grad(), warnings.catch_warnings(record=True) as w:
+        warnings.simplefilter('always')
+        y, y2 = lay(x), lay(x)
+        assert lay.kernel_now() == 'torch'
+    torch.testing.assert_close(y, lay.forward_dense(x), rtol=1e-5, atol=1e-6)
+    msgs = [str(m.message) for m in w if 'native kernel' in str(m.message)]
+    assert len(msgs) == 1 and "no C compiler 'no-such-cc'" in msgs[0] and 'install gcc' in msgs[0]
+    assert list(tmp_path.iterdir()) == []                             # nothing half-built left behind
+
+def test_native_kernel_is_built_once_and_reused(tmp_path):
+    lib = midl.sparse.build_native(cache=tmp_path)
+    stamp = lib.stat().st_mtime_ns
+    assert midl.sparse.build_native(cache=tmp_path) == lib and lib.stat().st_mtime_ns == stamp
+    assert [p.name for p in tmp_path.iterdir()] == [lib.name]
+
+def test_native_kernel_is_skipped_under_flop_counter_and_for_other_dtypes():
+    lay = SparseMIDLayer(256, 0.25, rank=8).eval()
+    x = torch.randn(1, 256)
+    with torch.no_grad():
+
+        assert lay._native_now(x)
+        assert not lay._native_now(x.double())
+        with FlopCounterMode(display=False): assert not lay._native_now(x)
+        from midl.metrics import LiveTensorBytes
+        with LiveTensorBytes(): assert lay._native_now(x)              # memory counters see the native pass itself
 
 def _toy(kind, n=16):
     g = torch.Generator().manual_seed(0)
@@ -155,7 +209,7 @@ def test_benchmark_script_writes_its_report(tmp_path, capsys):
     spec = importlib.util.spec_from_file_location('sparse_bench', Path(__file__).resolve().parent.parent/'benchmarks'/'sparse_bench.py')
     bench = importlib.util.module_from_spec(spec); spec.loader.exec_module(bench)
     out = tmp_path/'r'/'bench.md'
-    bench.main(['--dims', '64', '--batches', '1', '--keeps', '0.25', '--rank-divs', '8', '--repeats', '2', '--warmup', '1',
+    bench.main(['--dims', '64', '--batches', '1', '--keeps', '0.25', '--ranks', '8', '--repeats', '2', '--warmup', '1',
                 '--train-d', '64', '--train-batch', '4', '--train-repeats', '2', '--out', str(out)])
     text, printed = out.read_text(), capsys.readouterr().out
     for part in ('## Evaluation latency', '## Largest keep ratio', '## Training step at d=64', 'target: SparseMIDLayer'):
