@@ -21,8 +21,8 @@ from .metrics import time_round_robin
 
 # %% auto 0
 __all__ = ['GATHER_BUDGET', 'DEFAULT_RANK', 'KERNELS', 'NATIVE_FLAGS', 'gather_dot', 'build_native', 'native_kernel',
-           'SparseMIDLayer', 'bytes_bound', 'latency_sweep', 'break_even', 'train_blocks', 'train_step_ratio',
-           'plot_latency_sweep']
+           'topk_native', 'SparseMIDLayer', 'bytes_bound', 'latency_sweep', 'break_even', 'train_blocks',
+           'train_step_ratio', 'plot_latency_sweep']
 
 # %% ../nbs/03a_sparse.ipynb 7
 def _gather_dot_loop(w, idx, x): return (w[idx] * x.unsqueeze(-2)).sum(-1)   # sum_i W_ji x_ni; compiled: one loop, no copy of the rows
@@ -69,7 +69,8 @@ def gather_dot(w, idx, x, kernel:str='torch'):
 _NATIVE_SRC = r"""
 #include <stdint.h>
 #include <stdlib.h>
-#include <math.h>
+#include <string.h>
+#include <math.h>                  /* INFINITY */
 #define V 16                       /* partial sums per row: independent adds the compiler vectorises */
 #define G 8                        /* rows of W read at once: G memory streams in flight */
 static float hsum(const float* s) { float a = 0; for (int u = 0; u < V; u++) a += s[u]; return a; }
@@ -88,24 +89,24 @@ static float dot_one(const float* w, const float* x, int64_t d) {
   float a = hsum(s); for (; i < d; i++) a += w[i] * x[i]; return a;
 }
 
-/* z_j = c_j + alpha_j (W_j . x + b_j - c_j), alpha_j = a[j] or, with logit, sigma(a[j]); out holds c = F_cheap on entry */
-static void mix(float* out, const float* a, const float* b, int64_t j, float dot, int logit) {
-  float rich = dot + (b ? b[j] : 0.f), c = out[j], al = logit ? 1.f / (1.f + expf(-a[j])) : a[j];
-  out[j] = c + al * (rich - c);
+/* z_j = c_j + alpha_j (W_j . x + b_j - c_j); out holds c = F_cheap on entry */
+static void mix(float* out, const float* alpha, const float* b, int64_t j, float dot) {
+  float rich = dot + (b ? b[j] : 0.f), c = out[j];
+  out[j] = c + alpha[j] * (rich - c);
 }
 
 /* the mix at the selected j = idx[n, t], t0 <= t < t1, of every row n (a, out: rows x d_out) */
 void midl_gather_mix(const float* w, const float* b, const int64_t* idx, const float* x, const float* a, float* out,
-                     int64_t rows, int64_t k, int64_t d_in, int64_t d_out, int64_t t0, int64_t t1, int64_t logit) {
+                     int64_t rows, int64_t k, int64_t d_in, int64_t d_out, int64_t t0, int64_t t1) {
   for (int64_t n = 0; n < rows; n++) {
     const int64_t* id = idx + n * k; const float* xn = x + n * d_in; const float* an = a + n * d_out;
     float* on = out + n * d_out; float r[G]; const float* ws[G]; int64_t t = t0;
     for (; t + G <= t1; t += G) {
       for (int q = 0; q < G; q++) ws[q] = w + id[t + q] * d_in;
       dot_group(ws, xn, d_in, r);
-      for (int q = 0; q < G; q++) mix(on, an, b, id[t + q], r[q], logit);
+      for (int q = 0; q < G; q++) mix(on, an, b, id[t + q], r[q]);
     }
-    for (; t < t1; t++) mix(on, an, b, id[t], dot_one(w + id[t] * d_in, xn, d_in), logit);
+    for (; t < t1; t++) mix(on, an, b, id[t], dot_one(w + id[t] * d_in, xn, d_in));
   }
 }
 
@@ -117,44 +118,62 @@ static float dot_short(const float* w, const float* x, int64_t d) {
   for (; i < d; i++) a += w[i] * x[i]; return a;
 }
 
-static float key(float v) { return v != v ? -INFINITY : v; }   /* NaN ranks lowest */
-
-/* the k-th largest of s[0..n), 1 <= k <= n (s is reordered): quickselect with a median-of-three pivot */
-static float kth_largest(float* s, int64_t n, int64_t k) {
-  int64_t lo = 0, hi = n - 1, want = n - k;
-  while (lo < hi) {
-    float a = s[lo], b = s[lo + (hi - lo) / 2], c = s[hi];
-    float p = a < b ? (b < c ? b : (a < c ? c : a)) : (a < c ? a : (b < c ? c : b));
-    int64_t i = lo, j = hi;
-    while (i <= j) {
-      while (s[i] < p) i++;
-      while (s[j] > p) j--;
-      if (i <= j) { float t = s[i]; s[i] = s[j]; s[j] = t; i++; j--; }
-    }
-    if (want <= j) hi = j; else if (want >= i) lo = i; else return s[want];
-  }
-  return s[want];
+/* an order-preserving integer key: a < b exactly when ukey(a) < ukey(b); NaN ranks as -inf */
+static uint32_t ukey(float v) {
+  uint32_t u;
+  if (v != v) v = -INFINITY;
+  memcpy(&u, &v, sizeof u);
+  return (u & 0x80000000u) ? ~u : (u | 0x80000000u);
 }
 
-/* per row: idx = the k largest of z (ascending indices; ties at the k-th value go to the lower index), and
-   out = U_c h + b_c for every neuron (uc: d_out x r) */
-int midl_select_cheap(const float* z, const float* h, const float* uc, const float* bc, int64_t* idx, float* out,
-                      int64_t rows, int64_t k, int64_t r, int64_t d_out) {
-  float* scratch = malloc(d_out * sizeof(float));
-  if (!scratch) return 1;
-  for (int64_t n = 0; n < rows; n++) {
-    const float* zn = z + n * d_out; const float* hn = h + n * r; int64_t* id = idx + n * k; float* on = out + n * d_out;
-    for (int64_t j = 0; j < d_out; j++) { scratch[j] = key(zn[j]); on[j] = dot_short(uc + j * r, hn, r) + (bc ? bc[j] : 0.f); }
-    float thr = kth_largest(scratch, d_out, k);
-    int64_t ties = k, t = 0;
-    for (int64_t j = 0; j < d_out; j++) ties -= key(zn[j]) > thr;
-    for (int64_t j = 0; j < d_out && t < k; j++) {
-      float v = key(zn[j]);
-      if (v > thr || (v == thr && ties-- > 0)) id[t++] = j;
+/* idx = the k largest of a[0..n) in ascending order, found by radix selection one byte at a time over a shrinking set
+   of candidates (u, cand: n entries of scratch each); returns 1 when the k-th and (k+1)-th largest are equal: then
+   more than one set is the top k, and the caller asks torch.topk (the reference) which one; a set without such a tie
+   is unique, so torch.topk would return the same */
+static int select_row(const float* a, int64_t* id, uint32_t* u, int32_t* cand, int64_t n, int64_t k) {
+  int64_t m = 0, need = k;
+  uint32_t t = 0;                                           /* the key of the k-th largest, built byte by byte */
+  for (int64_t j = 0; j < n; j++) { u[j] = ukey(a[j]); cand[m++] = (int32_t)j; }
+  for (int shift = 24; shift >= 0; shift -= 8) {
+    int64_t hist[256] = {0}, above = 0, kept = 0;
+    int d = 255;
+    for (int64_t c = 0; c < m; c++) hist[(u[cand[c]] >> shift) & 255]++;
+    while (above + hist[d] < need) above += hist[d--];      /* the byte of the need-th largest candidate */
+    need -= above; t |= (uint32_t)d << shift;
+    for (int64_t c = 0; c < m; c++) {                       /* keep those with that byte, without a branch */
+      int32_t v = cand[c];
+      cand[kept] = v; kept += ((u[v] >> shift) & 255) == (uint32_t)d;
     }
+    m = kept;                                               /* the candidates equal to t so far */
   }
-  free(scratch);
+  if (need != m) return 1;                                  /* some of the keys equal to t are left out: a tie */
+  int64_t q = 0;
+  for (int64_t j = 0; j < n && q < k; j++) { id[q] = j; q += u[j] >= t; }   /* no branch; never past id[k - 1] */
   return 0;
+}
+
+/* the top k of each row of a (rows x n); returns 0, 1 (a tie at the k-th place in some row) or 2 (no memory) */
+int midl_topk(const float* a, int64_t* idx, int64_t rows, int64_t n, int64_t k) {
+  uint32_t* u = malloc(n * sizeof(uint32_t)); int32_t* cand = malloc(n * sizeof(int32_t));
+  int status = (u && cand) ? 0 : 2;
+  for (int64_t r = 0; r < rows && !status; r++) status = select_row(a + r * n, idx + r * k, u, cand, n, k);
+  free(u); free(cand);
+  return status;
+}
+
+/* per row: idx = the top k of alpha (as midl_topk), and out = U_c h + b_c for every neuron (uc: d_out x r);
+   the cheap path is computed for every row whatever the selection's status */
+int midl_select_cheap(const float* alpha, const float* h, const float* uc, const float* bc, int64_t* idx, float* out,
+                      int64_t rows, int64_t k, int64_t r, int64_t d_out) {
+  uint32_t* u = malloc(d_out * sizeof(uint32_t)); int32_t* cand = malloc(d_out * sizeof(int32_t));
+  int status = (u && cand) ? 0 : 2;
+  for (int64_t n = 0; n < rows && status != 2; n++) {
+    const float* hn = h + n * r; float* on = out + n * d_out;
+    for (int64_t j = 0; j < d_out; j++) on[j] = dot_short(uc + j * r, hn, r) + (bc ? bc[j] : 0.f);
+    if (!status) status = select_row(alpha + n * d_out, idx + n * k, u, cand, d_out, k);
+  }
+  free(u); free(cand);
+  return status;
 }
 """
 NATIVE_FLAGS = ['-O3', '-march=native', '-shared', '-fPIC']   # -march=native: the cache key holds the CPU's flags
@@ -189,13 +208,14 @@ _NATIVE = {}                                                          # 'fn': th
 def _load_native(lib:Path):
     "The library's two entry points, typed for `ctypes`."
     P, I, so = ctypes.c_void_p, ctypes.c_int64, ctypes.CDLL(str(lib))
-    mix, sel = so.midl_gather_mix, so.midl_select_cheap
-    mix.restype, mix.argtypes = None, [P] * 6 + [I] * 7
+    mix, sel, top = so.midl_gather_mix, so.midl_select_cheap, so.midl_topk
+    mix.restype, mix.argtypes = None, [P] * 6 + [I] * 6
     sel.restype, sel.argtypes = ctypes.c_int, [P] * 6 + [I] * 4
-    return SimpleNamespace(mix=mix, select_cheap=sel)
+    top.restype, top.argtypes = ctypes.c_int, [P] * 2 + [I] * 3
+    return SimpleNamespace(mix=mix, select_cheap=sel, topk=top)
 
 def native_kernel():
-    "The C kernels (`mix`, `select_cheap`), built and loaded on first use; None (after one warning) where they cannot be built."
+    "The C kernels (`mix`, `select_cheap`, `topk`), built and loaded on first use; None (after one warning) where they cannot be built."
     if 'fn' not in _NATIVE:
         try: _NATIVE['fn'] = _load_native(build_native())
         except Exception as e:
@@ -218,28 +238,37 @@ _POOL = {}                                                            # thread p
 os.register_at_fork(after_in_child=_POOL.clear)                       # a forked child has none of the parent's threads
 def _split(n:int, parts:int): return [(n * i // parts, n * (i + 1) // parts) for i in range(parts)]
 
-def _gather_mix_native(w, b, idx, x, alpha, out, threads:int=None, logits:bool=False):
-    "Unchecked (indices from `_select_cheap_native` or validated by `gather_dot`): in place on `out` (= $F_\\text{cheap}$, rows × d_out): $z_j = c_j + \\alpha_j(W_j\\cdot x + b_j - c_j)$ at each row's selected `idx` (`logits`: `alpha` holds $\\sigma^{-1}(\\alpha)$); the k indices split over `threads` (default: PyTorch's)."
+def _gather_mix_native(w, b, idx, x, alpha, out, threads:int=None):
+    "Unchecked (indices from `_select_cheap_native` or validated by `gather_dot`): in place on `out` (= $F_\\text{cheap}$, rows × d_out): $z_j = c_j + \\alpha_j(W_j\\cdot x + b_j - c_j)$ at each row's selected `idx`; the k indices split over `threads` (default: PyTorch's)."
     fn, (rows, k), (d_out, d_in) = native_kernel().mix, idx.shape, w.shape
     args = (w.data_ptr(), None if b is None else b.data_ptr(), idx.data_ptr(), x.data_ptr(), alpha.data_ptr(), out.data_ptr(),
             rows, k, d_in, d_out)
     threads = threads or torch.get_num_threads()
-    if threads == 1 or rows * k * d_in < 2**20: fn(*args, 0, k, logits); return out    # small: threads cost more than they save
+    if threads == 1 or rows * k * d_in < 2**20: fn(*args, 0, k); return out    # small: threads cost more than they save
     if threads not in _POOL: _POOL[threads] = ThreadPoolExecutor(threads)             # ctypes releases the GIL: the parts run side by side
-    list(_POOL[threads].map(lambda tt: fn(*args, *tt, logits), _split(k, threads)))    # disjoint neurons per part (top-k indices are distinct)
+    list(_POOL[threads].map(lambda tt: fn(*args, *tt), _split(k, threads)))    # disjoint neurons per part (top-k indices are distinct)
     return out
 
-def _select_cheap_native(z, h, uc, bc, k:int):
-    "Per row of the gate logits `z`: the indices of the `k` largest (ascending; NaN lowest, ties to the lower index) and $F_\\text{cheap} = U_c h + b_c$ for every neuron."
-    rows, d_out = z.shape
+def _select_cheap_native(alpha, h, uc, bc, k:int):
+    "Per row of the gate `alpha`: the indices of its `k` largest (`topk_indices`'s set; C, or `torch.topk` where the k-th place is tied) and $F_\\text{cheap} = U_c h + b_c$ for every neuron."
+    rows, d_out = alpha.shape
     idx, out = torch.empty(rows, k, dtype=torch.int64), torch.empty(rows, d_out)
-    if native_kernel().select_cheap(z.data_ptr(), h.data_ptr(), uc.data_ptr(), None if bc is None else bc.data_ptr(),
-                                    idx.data_ptr(), out.data_ptr(), rows, k, h.shape[1], d_out):
-        raise MemoryError(f'the native top-k could not allocate {d_out} floats of scratch space')
-    return idx, out
+    status = native_kernel().select_cheap(alpha.data_ptr(), h.data_ptr(), uc.data_ptr(), None if bc is None else bc.data_ptr(),
+                                          idx.data_ptr(), out.data_ptr(), rows, k, h.shape[1], d_out)
+    if status == 2: raise MemoryError(f'the native top-k could not allocate {d_out} floats of scratch space')
+    return (topk_indices(alpha, k) if status else idx), out
+
+def topk_native(alpha, k:int):
+    "`topk_indices(alpha, k)`'s set for a float32 CPU matrix, selected in C (ascending; no gradient); `torch.topk` decides where the k-th place is tied."
+    if not (alpha.dtype == torch.float32 and alpha.is_cpu and alpha.ndim == 2 and alpha.is_contiguous()) or native_kernel() is None:
+        return topk_indices(alpha, k)
+    idx = torch.empty(alpha.shape[0], k, dtype=torch.int64)
+    status = native_kernel().topk(alpha.data_ptr(), idx.data_ptr(), alpha.shape[0], alpha.shape[1], k)
+    if status == 2: raise MemoryError(f'the native top-k could not allocate {alpha.shape[1]} floats of scratch space')
+    return topk_indices(alpha, k) if status else idx
 
 
-# %% ../nbs/03a_sparse.ipynb 14
+# %% ../nbs/03a_sparse.ipynb 16
 class SparseMIDLayer(MIDLayer):
     "MID-L whose rich path $W$ is evaluated only for the $k$ selected neurons of each sample; gate and cheap path are low rank."
     def __init__(self, dim:int, top_k, out_dim:int=None,
@@ -277,15 +306,20 @@ class SparseMIDLayer(MIDLayer):
                           None if gate_up.bias is None else torch.cat([gate_up.bias, cheap_up.bias]))
             z, cheap = zc.split(self.out_features, -1)
             alpha = torch.sigmoid(z)                                         # alpha = sigma(U_alpha h + b_alpha), c = U_c h + b_c
-            ah = self._alpha_hat(alpha, topk_indices(alpha.detach(), self.k))
+            ah = self._alpha_hat(alpha, self.top_indices(alpha.detach()))
             return torch.addcmul(cheap, ah, self.f1(x2) - cheap).reshape(*lead, self.out_features)   # z = c + alpha_hat ⊙ (W x + b - c)
         alpha = torch.sigmoid(gate_up(h))                                    # alpha = sigma(U_alpha h + b_alpha)
-        idx = topk_indices(alpha.detach(), self.k)                           # the k selected neurons of each row
+        idx = self.top_indices(alpha.detach())                                    # the k selected neurons of each row
         cheap = cheap_up(h)                                                  # F_cheap for every neuron
         idx = idx.sort(-1).values                                            # ascending: W's rows read in address order
         if self.training or self.track_stats: ah = self._alpha_hat(alpha, idx).gather(1, idx)   # alpha_hat at idx
         else: ah = alpha.gather(1, idx)                                      # eval: alpha_hat at idx is alpha there
         return self.mix_selected(x2, ah, cheap, idx).reshape(*lead, self.out_features)
+
+    def top_indices(self, alpha):
+        "Indices of the `k` largest gates of each row: `topk_indices`'s set, found in C where the native kernel runs (no autograd needed)."
+        if self.kernel in ('auto', 'native') and alpha.ndim == 2: return topk_native(alpha, self.k)
+        return topk_indices(alpha, self.k)
 
     def _alpha_hat(self, alpha, idx):
         "$\\hat\\alpha = \\alpha\\odot M$ at full width (`idx`: the selected neurons): with the gradient rule, dropout and statistics in training or while tracking."
@@ -310,9 +344,9 @@ class SparseMIDLayer(MIDLayer):
         "Evaluation through the native kernel: gate and $F_\\text{cheap}$ for every neuron, then the mix at the selected ones, in place (the ops called directly: fewer layers of Python per sample)."
         (down, gate_up), (_, cheap_up), rich = self.alpha_proj, self.f2, self.f1      # unpacked: no indexing per call
         h = F.linear(x2, down.weight)                                        # h = D x
-        z = F.linear(h, gate_up.weight, gate_up.bias)                        # gate logits: alpha = sigma(z), the same bits as the reference's
-        idx, out = _select_cheap_native(z, h, cheap_up.weight, cheap_up.bias, self.k)   # top-k of z (sigma is monotone); c = U_c h + b_c
-        return _gather_mix_native(rich.weight, rich.bias, idx, x2.contiguous(), z, out, logits=True)   # z_j = c_j + sigma(z_j) (W_j x + b_j - c_j)
+        alpha = torch.sigmoid(F.linear(h, gate_up.weight, gate_up.bias))     # alpha = sigma(U_alpha h + b_alpha): the reference's bits
+        idx, out = _select_cheap_native(alpha, h, cheap_up.weight, cheap_up.bias, self.k)   # the top k of alpha; c = U_c h + b_c
+        return _gather_mix_native(rich.weight, rich.bias, idx, x2.contiguous(), alpha, out)   # z_j = c_j + alpha_j (W_j x + b_j - c_j)
 
     def path(self, rows:int):
         "How `forward` computes $F_\\text{rich}$ for `rows` samples now: 'gather' (the k selected rows of W per sample) or 'dense' ($Wx$ whole)."
@@ -338,7 +372,7 @@ class SparseMIDLayer(MIDLayer):
         k = self.k if self.path(rows) == 'gather' else self.out_features
         return 2 * rows * (self.in_features * self.rank + 2 * self.rank * self.out_features + k * self.in_features)
 
-# %% ../nbs/03a_sparse.ipynb 27
+# %% ../nbs/03a_sparse.ipynb 29
 @contextmanager
 def _threads(n:int=None):
     "Inside the `with` block PyTorch uses `n` intra-op threads (None: unchanged); the old number is restored after."

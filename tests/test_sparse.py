@@ -3,7 +3,7 @@ import math, warnings, pytest, torch
 from torch import nn
 import torch.nn.functional as F
 from torch.utils.flop_counter import FlopCounterMode
-import midl.sparse
+import midl.sparse, midl.math
 from midl.sparse import (SparseMIDLayer, GATHER_BUDGET, gather_dot, bytes_bound, latency_sweep, break_even, train_blocks,
                          train_step_ratio)
 
@@ -126,6 +126,27 @@ def test_native_kernel_equals_dense_reference(d_in, d_out, k, rank, bias, thread
                 assert lay._native_now(x)
                 torch.testing.assert_close(lay(x), lay.forward_dense(x), rtol=1e-5, atol=1e-5)
     finally: torch.set_num_threads(old)
+
+@pytest.mark.parametrize('n,k', [(2, 1), (33, 5), (1024, 256), (1000, 999), (64, 64)])
+@pytest.mark.parametrize('data', ['uniform', 'ties', 'nan', 'saturated'])
+def test_native_topk_selects_the_reference_set(n, k, data):
+    "topk_native's set is topk_indices's: unique sets found in C, tied k-th places decided by torch.topk."
+    torch.manual_seed(n + k)
+    a = torch.rand(6, n)
+    if data == 'ties': a = (a * 4).round()
+    if data == 'nan': a[:, ::2] = float('nan')
+    if data == 'saturated': a = torch.sigmoid(torch.randn(6, n) * 40)   # many gates exactly 0 or 1 in float32
+    got, want = midl.sparse.topk_native(a, k), midl.math.topk_indices(a, k)
+    assert torch.equal(got.sort(-1).values, want.sort(-1).values)
+
+def test_float32_training_with_native_topk_equals_dense_reference():
+    torch.manual_seed(0)
+    lay = SparseMIDLayer(300, 0.3, rank=8, alpha_dropout=0.).train()
+    x = torch.randn(16, 300)
+    y = lay(x); y.square().sum().backward(); g = [p.grad.clone() for p in lay.parameters()]
+    lay.zero_grad(); yd = lay.forward_dense(x); yd.square().sum().backward()
+    torch.testing.assert_close(y, yd, rtol=1e-5, atol=1e-5)
+    for a, b in zip(g, [p.grad for p in lay.parameters()]): torch.testing.assert_close(a, b, rtol=1e-4, atol=1e-5)
 
 def test_native_build_failure_falls_back_to_plain_ops(monkeypatch, tmp_path):
     monkeypatch.setattr(midl.sparse, '_NATIVE', {})
