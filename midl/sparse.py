@@ -42,7 +42,7 @@ def _compile_failed(e):
     _FUSED['fn'] = None
 
 GATHER_BUDGET = {'torch': 0.25, 'compile': 1.0, 'native': 1.0}   # gather while rows × k <= this × d_out (measured, CPU)
-DEFAULT_RANK = 32                                                     # the rank sweep in 18a_sparse_accuracy: 8–64 equally accurate
+DEFAULT_RANK = 32                                                     # the accuracy runs' rank (18a_sparse_accuracy compares 8–64)
 KERNELS = ('auto', 'native', 'compile', 'torch')                      # auto: native where it builds, else torch
 
 def _check_gather(w, idx, x):
@@ -206,7 +206,7 @@ def build_native(cc:str=None, cache:Path=None) -> Path:
 _NATIVE = {}                                                          # 'fn': the loaded kernel, or None once building failed
 
 def _load_native(lib:Path):
-    "The library's two entry points, typed for `ctypes`."
+    "The library's three entry points, typed for `ctypes`."
     P, I, so = ctypes.c_void_p, ctypes.c_int64, ctypes.CDLL(str(lib))
     mix, sel, top = so.midl_gather_mix, so.midl_select_cheap, so.midl_topk
     mix.restype, mix.argtypes = None, [P] * 6 + [I] * 6
@@ -230,9 +230,10 @@ def _counting_flops():
                                                for m in _get_current_dispatch_mode_stack())   # the mode, or the inner mode it pushes
 
 def _native_fits(*ts):
-    "The native kernel takes contiguous float32 (and int64 index) CPU tensors, and runs outside `FlopCounterMode`."
-    return (not _counting_flops() and all(t.device.type == 'cpu' and t.is_contiguous() for t in ts)
-            and all(t.dtype == torch.float32 for t in ts if t.is_floating_point()))
+    "The native kernel takes contiguous float32 CPU tensors, and runs outside `FlopCounterMode`; checked on every evaluation pass, so plainly."
+    for t in ts:
+        if t.dtype != torch.float32 or not t.is_cpu or not t.is_contiguous(): return False
+    return not _counting_flops()
 
 _POOL = {}                                                            # thread pools by size, made on first use
 os.register_at_fork(after_in_child=_POOL.clear)                       # a forked child has none of the parent's threads
@@ -260,7 +261,7 @@ def _select_cheap_native(alpha, h, uc, bc, k:int):
 
 def topk_native(alpha, k:int):
     "`topk_indices(alpha, k)`'s set for a float32 CPU matrix, selected in C (ascending; no gradient); `torch.topk` decides where the k-th place is tied."
-    if not (alpha.dtype == torch.float32 and alpha.is_cpu and alpha.ndim == 2 and alpha.is_contiguous()) or native_kernel() is None:
+    if alpha.ndim != 2 or not _native_fits(alpha) or native_kernel() is None:
         return topk_indices(alpha, k)
     idx = torch.empty(alpha.shape[0], k, dtype=torch.int64)
     status = native_kernel().topk(alpha.data_ptr(), idx.data_ptr(), alpha.shape[0], alpha.shape[1], k)
@@ -309,7 +310,7 @@ class SparseMIDLayer(MIDLayer):
             ah = self._alpha_hat(alpha, self.top_indices(alpha.detach()))
             return torch.addcmul(cheap, ah, self.f1(x2) - cheap).reshape(*lead, self.out_features)   # z = c + alpha_hat ⊙ (W x + b - c)
         alpha = torch.sigmoid(gate_up(h))                                    # alpha = sigma(U_alpha h + b_alpha)
-        idx = self.top_indices(alpha.detach())                                    # the k selected neurons of each row
+        idx = self.top_indices(alpha.detach())                               # the k selected neurons of each row
         cheap = cheap_up(h)                                                  # F_cheap for every neuron
         idx = idx.sort(-1).values                                            # ascending: W's rows read in address order
         if self.training or self.track_stats: ah = self._alpha_hat(alpha, idx).gather(1, idx)   # alpha_hat at idx
@@ -335,10 +336,8 @@ class SparseMIDLayer(MIDLayer):
 
     def _native_now(self, x2):
         "Whether this evaluation pass runs the native kernel: chosen and built, the gather path, float32 CPU tensors, no FLOP counter."
-        if torch.is_grad_enabled() or self.kernel not in ('auto', 'native') or _counting_flops(): return False
-        w = self.f1.weight                                                   # cheap checks first: this runs on every call
-        return (x2.dtype == w.dtype == torch.float32 and x2.is_cpu and w.is_cpu and w.is_contiguous()
-                and self.f2[1].weight.is_contiguous() and self.path(len(x2)) == 'gather' and self.kernel_now() == 'native')
+        if torch.is_grad_enabled() or self.kernel not in ('auto', 'native'): return False
+        return _native_fits(x2, self.f1.weight, self.f2[1].weight) and self.path(len(x2)) == 'gather' and self.kernel_now() == 'native'
 
     def _forward_native(self, x2):
         "Evaluation through the native kernel: gate and $F_\\text{cheap}$ for every neuron, then the mix at the selected ones, in place (the ops called directly: fewer layers of Python per sample)."
@@ -354,10 +353,9 @@ class SparseMIDLayer(MIDLayer):
         return 'gather' if rows * self.k <= budget * self.out_features else 'dense'
 
     def rich_at(self, x2, idx):
-        "$F_\\text{rich}(x)_j = W_j\\cdot x + b_j$ at the selected `idx` (rows × k), computed the way `path(rows)` says."
+        "$F_\\text{rich}(x)_j = W_j\\cdot x + b_j$ at the selected `idx` (rows × k) only: the gather path (the dense path mixes at full width)."
         w, b = self.f1.weight, self.f1.bias
-        if self.path(len(x2)) == 'dense': rich = F.linear(x2, w).gather(1, idx)             # W x for every neuron, then the k
-        else: rich = gather_dot(w, idx, x2, self.kernel_now())                             # W_j · x for the selected j only
+        rich = gather_dot(w, idx, x2, self.kernel_now())                     # W_j · x for the selected j only
         return rich if b is None else rich + b[idx]
 
     def mix_selected(self, x2, ah, cheap, idx):
