@@ -4,7 +4,7 @@
 
 # %% ../nbs/03a_sparse.ipynb 3
 from __future__ import annotations
-import ctypes, hashlib, math, os, platform, shutil, subprocess, tempfile, warnings
+import ctypes, hashlib, importlib.util, math, os, platform, shutil, subprocess, sys, sysconfig, tempfile, warnings
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
 from pathlib import Path
@@ -20,9 +20,9 @@ from .math import topk_mask, topk_indices
 from .metrics import time_round_robin
 
 # %% auto 0
-__all__ = ['GATHER_BUDGET', 'DEFAULT_RANK', 'KERNELS', 'NATIVE_FLAGS', 'gather_dot', 'build_native', 'native_kernel',
-           'topk_native', 'SparseMIDLayer', 'bytes_bound', 'latency_sweep', 'break_even', 'train_blocks',
-           'train_step_ratio', 'plot_latency_sweep']
+__all__ = ['GATHER_BUDGET', 'DEFAULT_RANK', 'KERNELS', 'NATIVE_FLAGS', 'PARALLEL_MIN', 'SHIM_FLAGS', 'gather_dot', 'build_native',
+           'native_kernel', 'topk_native', 'build_shim', 'native_shim', 'SparseMIDLayer', 'bytes_bound',
+           'latency_sweep', 'break_even', 'train_blocks', 'train_step_ratio', 'plot_latency_sweep']
 
 # %% ../nbs/03a_sparse.ipynb 7
 def _gather_dot_loop(w, idx, x): return (w[idx] * x.unsqueeze(-2)).sum(-1)   # sum_i W_ji x_ni; compiled: one loop, no copy of the rows
@@ -70,9 +70,13 @@ _NATIVE_SRC = r"""
 #include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
-#include <math.h>                  /* INFINITY */
+#include <math.h>                  /* INFINITY, expf */
 #define V 16                       /* partial sums per row: independent adds the compiler vectorises */
-#define G 8                        /* rows of W read at once: G memory streams in flight */
+#define G 8                        /* rows of W read at once: G memory streams in flight (4 and 16 were slower here) */
+#define B 11                       /* radix selection: 2^B buckets a round */
+typedef float v8 __attribute__((vector_size(32)));   /* 8 floats: one AVX register, two NEON ones */
+typedef int32_t v8i __attribute__((vector_size(32)));
+static v8 load8(const float* p) { v8 v; memcpy(&v, p, sizeof v); return v; }
 static float hsum(const float* s) { float a = 0; for (int u = 0; u < V; u++) a += s[u]; return a; }
 
 /* r[q] = W_{j_q} . x for the G rows w[0..G-1] */
@@ -95,27 +99,75 @@ static void mix(float* out, const float* alpha, const float* b, int64_t j, float
   out[j] = c + alpha[j] * (rich - c);
 }
 
+/* the mix of one sample at its selected j = id[t], t0 <= t < t1 */
+static void mix_row(const float* w, const float* b, const int64_t* id, const float* xn, const float* an, float* on,
+                    int64_t d_in, int64_t t0, int64_t t1) {
+  float r[G]; const float* ws[G]; int64_t t = t0;
+  for (; t + G <= t1; t += G) {
+    for (int q = 0; q < G; q++) ws[q] = w + id[t + q] * d_in;
+    dot_group(ws, xn, d_in, r);
+    for (int q = 0; q < G; q++) mix(on, an, b, id[t + q], r[q]);
+  }
+  for (; t < t1; t++) mix(on, an, b, id[t], dot_one(w + id[t] * d_in, xn, d_in));
+}
+
 /* the mix at the selected j = idx[n, t], t0 <= t < t1, of every row n (a, out: rows x d_out) */
 void midl_gather_mix(const float* w, const float* b, const int64_t* idx, const float* x, const float* a, float* out,
                      int64_t rows, int64_t k, int64_t d_in, int64_t d_out, int64_t t0, int64_t t1) {
-  for (int64_t n = 0; n < rows; n++) {
-    const int64_t* id = idx + n * k; const float* xn = x + n * d_in; const float* an = a + n * d_out;
-    float* on = out + n * d_out; float r[G]; const float* ws[G]; int64_t t = t0;
-    for (; t + G <= t1; t += G) {
-      for (int q = 0; q < G; q++) ws[q] = w + id[t + q] * d_in;
-      dot_group(ws, xn, d_in, r);
-      for (int q = 0; q < G; q++) mix(on, an, b, id[t + q], r[q]);
+  for (int64_t n = 0; n < rows; n++) mix_row(w, b, idx + n * k, x + n * d_in, a + n * d_out, out + n * d_out, d_in, t0, t1);
+}
+
+/* c = U_c h + b_c for every neuron (uc: d_out x r); where r is a multiple of 8, 8-wide vectors with four independent
+   sums (one sum would wait on each multiply-add before the next) */
+static void cheap_row(const float* h, const float* uc, const float* bc, float* on, int64_t r, int64_t d_out) {
+  for (int64_t j = 0; j < d_out; j++) {
+    const float* u = uc + j * r; float t = 0; int64_t i = 0;
+    if (r % 8 == 0) {
+      v8 s0 = {0}, s1 = {0}, s2 = {0}, s3 = {0};
+      for (; i + 32 <= r; i += 32) {
+        s0 += load8(u + i) * load8(h + i);           s1 += load8(u + i + 8) * load8(h + i + 8);
+        s2 += load8(u + i + 16) * load8(h + i + 16); s3 += load8(u + i + 24) * load8(h + i + 24);
+      }
+      for (; i < r; i += 8) s0 += load8(u + i) * load8(h + i);
+      v8 s = (s0 + s1) + (s2 + s3);
+      t = ((s[0] + s[4]) + (s[1] + s[5])) + ((s[2] + s[6]) + (s[3] + s[7]));
     }
-    for (; t < t1; t++) mix(on, an, b, id[t], dot_one(w + id[t] * d_in, xn, d_in));
+    for (; i < r; i++) t += u[i] * h[i];
+    on[j] = t + (bc ? bc[j] : 0.f);
   }
 }
 
-/* a short dot product (the rank r of U_c): 8 partial sums, one vector register */
-static float dot_short(const float* w, const float* x, int64_t d) {
-  float s[8] = {0}; int64_t i = 0;
-  for (; i + 8 <= d; i += 8) for (int u = 0; u < 8; u++) s[u] += w[i + u] * x[i + u];
-  float a = ((s[0] + s[1]) + (s[2] + s[3])) + ((s[4] + s[5]) + (s[6] + s[7]));
-  for (; i < d; i++) a += w[i] * x[i]; return a;
+/* sigma(z) = 1 / (1 + e^-z), 8 at a time: e^x = 2^n e^f with n = round(x / ln 2) and f = x - n ln 2 (ln 2 in two
+   parts, Cody and Waite) in [-0.35, 0.35], e^f by its Taylor polynomial of degree 7 (remainder below 6e-9 of e^f);
+   x is clamped to [-87, 87], where 2^n is a normal float. NaN stays NaN */
+static v8 sigmoid8(v8 z) {
+  const v8 lim = {87, 87, 87, 87, 87, 87, 87, 87}, magic = {12582912, 12582912, 12582912, 12582912, 12582912, 12582912, 12582912, 12582912};
+  v8 x = -z; v8i hi = x > lim, lo = x < -lim;
+  x = (v8)(((v8i)x & ~(hi | lo)) | ((v8i)lim & hi) | ((v8i)(-lim) & lo));
+  v8 n = (x * 1.44269504f + magic) - magic;                 /* round to nearest: 1.5 * 2^23 pushes the fraction out */
+  v8 f = (x - n * 0.693359375f) - n * -2.12194440e-4f;
+  v8 p = 1.f + f * (1.f + f * (1.f / 2 + f * (1.f / 6 + f * (1.f / 24 + f * (1.f / 120 + f * (1.f / 720 + f * (1.f / 5040)))))));
+  v8i e = (__builtin_convertvector(n, v8i) + 127) << 23;   /* 2^n */
+  return 1.f / (1.f + p * (v8)e);
+}
+
+/* the gate of each row: h = D x (D: r x d_in, 8 of its rows at a time) and alpha = sigmoid(U_a h + b_a). Every pass that
+   runs natively, forward and forward_dense alike, computes the gate here: the same code, so the same bits, so the
+   same selected neurons */
+void midl_gate(const float* x, const float* dw, const float* ua, const float* ba, float* h, float* alpha,
+               int64_t rows, int64_t r, int64_t d_in, int64_t d_out) {
+  for (int64_t n = 0; n < rows; n++) {
+    const float* xn = x + n * d_in; float* hn = h + n * r; float* an = alpha + n * d_out; int64_t q = 0;
+    for (; q + G <= r; q += G) {
+      const float* ws[G]; for (int g = 0; g < G; g++) ws[g] = dw + (q + g) * d_in;
+      dot_group(ws, xn, d_in, hn + q);
+    }
+    for (; q < r; q++) hn[q] = dot_one(dw + q * d_in, xn, d_in);
+    cheap_row(hn, ua, ba, an, r, d_out);                    /* the logits U_a h + b_a */
+    int64_t j = 0;
+    for (; j + 8 <= d_out; j += 8) { v8 v = sigmoid8(load8(an + j)); memcpy(an + j, &v, sizeof v); }
+    for (; j < d_out; j++) an[j] = 1.f / (1.f + expf(-an[j]));
+  }
 }
 
 /* an order-preserving integer key: a < b exactly when ukey(a) < ukey(b); NaN ranks as -inf */
@@ -126,29 +178,35 @@ static uint32_t ukey(float v) {
   return (u & 0x80000000u) ? ~u : (u | 0x80000000u);
 }
 
-/* idx = the k largest of a[0..n) in ascending order, found by radix selection one byte at a time over a shrinking set
-   of candidates (u, cand: n entries of scratch each); returns 1 when the k-th and (k+1)-th largest are equal: then
-   more than one set is the top k, and the caller asks torch.topk (the reference) which one; a set without such a tie
-   is unique, so torch.topk would return the same */
+/* id = the k largest of a[0..n) in ascending order (u, cand: n entries of scratch each). Radix selection over a
+   shrinking set of candidates: each round spreads the candidates' keys, minus their smallest, over 2^B buckets (so the
+   narrow range of sigmoid outputs is split as finely as a wide one), keeps the bucket that holds the k-th largest,
+   and ends when the candidates' keys are equal. Returns 1 when the k-th and (k+1)-th largest are equal: then more than
+   one set is the top k, and the caller asks torch.topk (the reference) which one; a set without such a tie is unique,
+   so torch.topk would return the same */
 static int select_row(const float* a, int64_t* id, uint32_t* u, int32_t* cand, int64_t n, int64_t k) {
-  int64_t m = 0, need = k;
-  uint32_t t = 0;                                           /* the key of the k-th largest, built byte by byte */
-  for (int64_t j = 0; j < n; j++) { u[j] = ukey(a[j]); cand[m++] = (int32_t)j; }
-  for (int shift = 24; shift >= 0; shift -= 8) {
-    int64_t hist[256] = {0}, above = 0, kept = 0;
-    int d = 255;
-    for (int64_t c = 0; c < m; c++) hist[(u[cand[c]] >> shift) & 255]++;
-    while (above + hist[d] < need) above += hist[d--];      /* the byte of the need-th largest candidate */
-    need -= above; t |= (uint32_t)d << shift;
-    for (int64_t c = 0; c < m; c++) {                       /* keep those with that byte, without a branch */
-      int32_t v = cand[c];
-      cand[kept] = v; kept += ((u[v] >> shift) & 255) == (uint32_t)d;
+  int64_t m = n, need = k;
+  uint32_t lo = 0xffffffffu, hi = 0;
+  for (int64_t j = 0; j < n; j++) { uint32_t v = ukey(a[j]); u[j] = v; cand[j] = (int32_t)j; lo = v < lo ? v : lo; hi = v > hi ? v : hi; }
+  while (lo != hi) {
+    int shift = 0, d;
+    while (((hi - lo) >> shift) >= (1u << B)) shift++;
+    int32_t hist[1 << B]; int64_t above = 0, kept = 0;
+    memset(hist, 0, (((hi - lo) >> shift) + 1) * sizeof(int32_t));
+    for (int64_t c = 0; c < m; c++) hist[(u[cand[c]] - lo) >> shift]++;
+    for (d = (int)((hi - lo) >> shift); above + hist[d] < need; d--) above += hist[d];   /* the bucket of the need-th largest */
+    need -= above;
+    uint32_t nlo = 0xffffffffu, nhi = 0;
+    for (int64_t c = 0; c < m; c++) {                       /* keep the candidates in that bucket, without a branch */
+      int32_t v = cand[c]; uint32_t key = u[v]; int in = ((key - lo) >> shift) == (uint32_t)d;
+      cand[kept] = v; kept += in;
+      nlo = in && key < nlo ? key : nlo; nhi = in && key > nhi ? key : nhi;
     }
-    m = kept;                                               /* the candidates equal to t so far */
+    m = kept; lo = nlo; hi = nhi;
   }
-  if (need != m) return 1;                                  /* some of the keys equal to t are left out: a tie */
+  if (need != m) return 1;                                  /* some of the keys equal to the k-th are left out: a tie */
   int64_t q = 0;
-  for (int64_t j = 0; j < n && q < k; j++) { id[q] = j; q += u[j] >= t; }   /* no branch; never past id[k - 1] */
+  for (int64_t j = 0; j < n && q < k; j++) { id[q] = j; q += u[j] >= lo; }   /* no branch; never past id[k - 1] */
   return 0;
 }
 
@@ -161,22 +219,33 @@ int midl_topk(const float* a, int64_t* idx, int64_t rows, int64_t n, int64_t k) 
   return status;
 }
 
-/* per row: idx = the top k of alpha (as midl_topk), and out = U_c h + b_c for every neuron (uc: d_out x r);
+/* per row: idx = the top k of alpha (as midl_topk), and out = U_c h + b_c for every neuron;
    the cheap path is computed for every row whatever the selection's status */
 int midl_select_cheap(const float* alpha, const float* h, const float* uc, const float* bc, int64_t* idx, float* out,
                       int64_t rows, int64_t k, int64_t r, int64_t d_out) {
   uint32_t* u = malloc(d_out * sizeof(uint32_t)); int32_t* cand = malloc(d_out * sizeof(int32_t));
   int status = (u && cand) ? 0 : 2;
   for (int64_t n = 0; n < rows && status != 2; n++) {
-    const float* hn = h + n * r; float* on = out + n * d_out;
-    for (int64_t j = 0; j < d_out; j++) on[j] = dot_short(uc + j * r, hn, r) + (bc ? bc[j] : 0.f);
+    cheap_row(h + n * r, uc, bc, out + n * d_out, r, d_out);
     if (!status) status = select_row(alpha + n * d_out, idx + n * k, u, cand, d_out, k);
   }
   free(u); free(cand);
   return status;
 }
+
+/* all of the evaluation pass after the gate, in one call: midl_select_cheap, then the mix at the selected neurons of
+   every row; on a tie (1) out holds the cheap path of every row and nothing is mixed */
+int midl_select_mix(const float* alpha, const float* h, const float* uc, const float* bc, const float* w, const float* b,
+                    const float* x, float* out, int64_t rows, int64_t k, int64_t r, int64_t d_in, int64_t d_out) {
+  int64_t* idx = malloc(rows * k * sizeof(int64_t));
+  if (!idx) return 2;
+  int status = midl_select_cheap(alpha, h, uc, bc, idx, out, rows, k, r, d_out);
+  if (!status) midl_gather_mix(w, b, idx, x, alpha, out, rows, k, d_in, d_out, 0, k);
+  free(idx);
+  return status;
+}
 """
-NATIVE_FLAGS = ['-O3', '-march=native', '-shared', '-fPIC']   # -march=native: the cache key holds the CPU's flags
+NATIVE_FLAGS = ['-O3', '-march=native', '-shared', '-fPIC', '-lm']   # -march=native: the cache key holds the CPU's flags
 
 def _kernel_cache() -> Path:
     "Where built kernels are kept: `$MIDL_KERNEL_CACHE`, else ~/.cache/midl/kernels."
@@ -206,16 +275,18 @@ def build_native(cc:str=None, cache:Path=None) -> Path:
 _NATIVE = {}                                                          # 'fn': the loaded kernel, or None once building failed
 
 def _load_native(lib:Path):
-    "The library's three entry points, typed for `ctypes`."
+    "The library's five entry points, typed for `ctypes`."
     P, I, so = ctypes.c_void_p, ctypes.c_int64, ctypes.CDLL(str(lib))
-    mix, sel, top = so.midl_gather_mix, so.midl_select_cheap, so.midl_topk
+    gate, mix, sel, selmix, top = so.midl_gate, so.midl_gather_mix, so.midl_select_cheap, so.midl_select_mix, so.midl_topk
+    gate.restype, gate.argtypes = None, [P] * 6 + [I] * 4
     mix.restype, mix.argtypes = None, [P] * 6 + [I] * 6
     sel.restype, sel.argtypes = ctypes.c_int, [P] * 6 + [I] * 4
+    selmix.restype, selmix.argtypes = ctypes.c_int, [P] * 8 + [I] * 5
     top.restype, top.argtypes = ctypes.c_int, [P] * 2 + [I] * 3
-    return SimpleNamespace(mix=mix, select_cheap=sel, topk=top)
+    return SimpleNamespace(gate=gate, mix=mix, select_cheap=sel, select_mix=selmix, topk=top)
 
 def native_kernel():
-    "The C kernels (`mix`, `select_cheap`, `topk`), built and loaded on first use; None (after one warning) where they cannot be built."
+    "The C kernels (`gate`, `mix`, `select_cheap`, `select_mix`, `topk`), built and loaded on first use; None (after one warning) where they cannot be built."
     if 'fn' not in _NATIVE:
         try: _NATIVE['fn'] = _load_native(build_native())
         except Exception as e:
@@ -235,6 +306,7 @@ def _native_fits(*ts):
         if t.dtype != torch.float32 or not t.is_cpu or not t.is_contiguous(): return False
     return not _counting_flops()
 
+PARALLEL_MIN = 2**20                                                  # rows × k × d_in below this: one thread (threads cost more than they save)
 _POOL = {}                                                            # thread pools by size, made on first use
 os.register_at_fork(after_in_child=_POOL.clear)                       # a forked child has none of the parent's threads
 def _split(n:int, parts:int): return [(n * i // parts, n * (i + 1) // parts) for i in range(parts)]
@@ -245,10 +317,18 @@ def _gather_mix_native(w, b, idx, x, alpha, out, threads:int=None):
     args = (w.data_ptr(), None if b is None else b.data_ptr(), idx.data_ptr(), x.data_ptr(), alpha.data_ptr(), out.data_ptr(),
             rows, k, d_in, d_out)
     threads = threads or torch.get_num_threads()
-    if threads == 1 or rows * k * d_in < 2**20: fn(*args, 0, k); return out    # small: threads cost more than they save
+    if threads == 1 or rows * k * d_in < PARALLEL_MIN: fn(*args, 0, k); return out
     if threads not in _POOL: _POOL[threads] = ThreadPoolExecutor(threads)             # ctypes releases the GIL: the parts run side by side
     list(_POOL[threads].map(lambda tt: fn(*args, *tt), _split(k, threads)))    # disjoint neurons per part (top-k indices are distinct)
     return out
+
+def _gate_native(x, dw, ua, ba):
+    "Unchecked (the caller checks with `_native_fits`): $h = Dx$ and $\\alpha = \\sigma(U_\\alpha h + b_\\alpha)$ for each row of `x` (rows × d_in), in C."
+    (rows, d_in), (r, d_out) = x.shape, ua.shape[::-1]
+    h, alpha = x.new_empty(rows, r), x.new_empty(rows, d_out)
+    native_kernel().gate(x.data_ptr(), dw.data_ptr(), ua.data_ptr(), None if ba is None else ba.data_ptr(), h.data_ptr(), alpha.data_ptr(),
+                         rows, r, d_in, d_out)
+    return h, alpha
 
 def _select_cheap_native(alpha, h, uc, bc, k:int):
     "Per row of the gate `alpha`: the indices of its `k` largest (`topk_indices`'s set; C, or `torch.topk` where the k-th place is tied) and $F_\\text{cheap} = U_c h + b_c$ for every neuron."
@@ -260,16 +340,147 @@ def _select_cheap_native(alpha, h, uc, bc, k:int):
     return (topk_indices(alpha, k) if status else idx), out
 
 def topk_native(alpha, k:int):
-    "`topk_indices(alpha, k)`'s set for a float32 CPU matrix, selected in C (ascending; no gradient); `torch.topk` decides where the k-th place is tied."
+    "`topk_indices(alpha, k)`'s set, ascending (no gradient): selected in C for a float32 CPU matrix, by `torch.topk` elsewhere and where the k-th place is tied."
     if alpha.ndim != 2 or not _native_fits(alpha) or native_kernel() is None:
-        return topk_indices(alpha, k)
+        return topk_indices(alpha, k).sort(-1).values
     idx = torch.empty(alpha.shape[0], k, dtype=torch.int64)
     status = native_kernel().topk(alpha.data_ptr(), idx.data_ptr(), alpha.shape[0], alpha.shape[1], k)
     if status == 2: raise MemoryError(f'the native top-k could not allocate {alpha.shape[1]} floats of scratch space')
-    return topk_indices(alpha, k) if status else idx
+    return topk_indices(alpha, k).sort(-1).values if status else idx
 
 
-# %% ../nbs/03a_sparse.ipynb 16
+# %% ../nbs/03a_sparse.ipynb 17
+_SHIM_SRC = r"""
+#include <ATen/ATen.h>
+#include <ATen/Parallel.h>
+#include <ATen/core/grad_mode.h>
+#include <c10/core/impl/TorchDispatchModeTLS.h>
+#include <torch/csrc/utils/pybind.h>
+#include <limits>
+#include <optional>
+#include <thread>
+#include <vector>
+using Opt = std::optional<at::Tensor>;
+typedef void (*gate_t)(const float*, const float*, const float*, const float*, float*, float*, int64_t, int64_t, int64_t, int64_t);
+typedef void (*mix_t)(const float*, const float*, const int64_t*, const float*, const float*, float*,
+                      int64_t, int64_t, int64_t, int64_t, int64_t, int64_t);
+typedef int (*sel_t)(const float*, const float*, const float*, const float*, int64_t*, float*, int64_t, int64_t, int64_t, int64_t);
+typedef int (*selmix_t)(const float*, const float*, const float*, const float*, const float*, const float*, const float*, float*,
+                        int64_t, int64_t, int64_t, int64_t, int64_t);
+static gate_t GATE; static mix_t MIX; static sel_t SEL; static selmix_t SELMIX;   /* the C kernels, loaded by ctypes; set once */
+
+void set_kernels(int64_t gate, int64_t mix, int64_t sel, int64_t selmix) {
+  GATE = (gate_t)gate; MIX = (mix_t)mix; SEL = (sel_t)sel; SELMIX = (selmix_t)selmix;
+}
+
+static bool fits(const at::Tensor& t, at::IntArrayRef shape) {   /* what the C kernels read: contiguous float32 CPU memory */
+  return t.scalar_type() == at::kFloat && t.device().is_cpu() && t.layout() == at::kStrided && t.is_contiguous()
+         && !t.unsafeGetTensorImpl()->is_python_dispatch() && t.sizes() == shape;
+}
+static bool fits(const Opt& t, at::IntArrayRef shape) { return !t || fits(*t, shape); }
+static const float* ptr(const Opt& t) { return t ? t->data_ptr<float>() : nullptr; }
+
+/* SparseMIDLayer's evaluation pass; nullopt (None) where the Python path must run instead: gradients recorded, a
+   dispatch mode active (FlopCounterMode and other counters see PyTorch ops only), anything but float32 CPU tensors of
+   the layer's shapes, the dense path (rows * k > budget * d_out) */
+Opt forward(const at::Tensor& x, const at::Tensor& D, const at::Tensor& Ua, const Opt& ba, const at::Tensor& Uc, const Opt& bc,
+            const at::Tensor& W, const Opt& b, int64_t k, double budget, int64_t parallel_min) {
+  if (at::GradMode::is_enabled() || c10::impl::TorchDispatchModeTLS::stack_len() > 0) return std::nullopt;
+  const int64_t d_in = W.dim() == 2 ? W.size(1) : 0, d_out = W.dim() == 2 ? W.size(0) : 0, r = D.dim() == 2 ? D.size(0) : 0;
+  if (x.dim() == 0 || x.size(-1) != d_in || x.scalar_type() != at::kFloat || !x.device().is_cpu() || x.layout() != at::kStrided
+      || x.unsafeGetTensorImpl()->is_python_dispatch()) return std::nullopt;
+  const int64_t rows = x.numel() / d_in;
+  if (k < 1 || k > d_out || (double)(rows * k) > budget * (double)d_out) return std::nullopt;
+  if (!(fits(D, {r, d_in}) && fits(Ua, {d_out, r}) && fits(ba, {d_out}) && fits(Uc, {d_out, r}) && fits(bc, {d_out})
+        && fits(W, {d_out, d_in}) && fits(b, {d_out}))) return std::nullopt;
+  at::Tensor xc = x.contiguous();
+  std::vector<int64_t> shape(x.sizes().begin(), x.sizes().end()); shape.back() = d_out;
+  at::Tensor out = at::empty(shape, x.options());
+  if (rows == 0) return out;
+  std::vector<float> scratch(rows * (r + d_out));                   /* h and alpha: plain memory, cheaper than a tensor */
+  float *hp = scratch.data(), *ap = hp + rows * r, *op = out.data_ptr<float>();
+  const float *xp = xc.data_ptr<float>(), *wp = W.data_ptr<float>(), *bp = ptr(b), *up = Uc.data_ptr<float>(), *cp = ptr(bc);
+  GATE(xp, D.data_ptr<float>(), Ua.data_ptr<float>(), ptr(ba), hp, ap, rows, r, d_in, d_out);   /* h = D x, alpha: midl_gate */
+  const int parts = rows * k * d_in < parallel_min ? 1 : (int)std::min<int64_t>(at::get_num_threads(), k);
+  at::Tensor idx;
+  int status;
+  if (parts == 1) status = SELMIX(ap, hp, up, cp, wp, bp, xp, op, rows, k, r, d_in, d_out);   /* all in one call */
+  else {
+    idx = at::empty({rows, k}, x.options().dtype(at::kLong));
+    status = SEL(ap, hp, up, cp, idx.data_ptr<int64_t>(), op, rows, k, r, d_out);
+  }
+  TORCH_CHECK(status != 2, "SparseMIDLayer's native kernel could not allocate its scratch space");
+  if (status == 0 && parts == 1) return out;
+  if (status == 1) {                                                /* the k-th place tied: torch.topk decides, as topk_indices */
+    const double inf = std::numeric_limits<double>::infinity();
+    at::Tensor alpha = at::from_blob(ap, {rows, d_out}, x.options());
+    idx = std::get<1>(at::topk(at::nan_to_num(alpha, -inf, inf, -inf), k, -1, true, false));
+  }
+  idx = std::get<0>(idx.sort(-1)).contiguous();
+  const int64_t* ip = idx.data_ptr<int64_t>();
+  std::vector<std::thread> pool;                                    /* disjoint neurons per part: top-k indices are distinct */
+  for (int p = 1; p < parts; p++) pool.emplace_back(MIX, wp, bp, ip, xp, ap, op, rows, k, d_in, d_out, k * p / parts, k * (p + 1) / parts);
+  MIX(wp, bp, ip, xp, ap, op, rows, k, d_in, d_out, 0, k / parts);
+  for (auto& t : pool) t.join();
+  return out;
+}
+
+PYBIND11_MODULE(TORCH_EXTENSION_NAME, m) {
+  m.def("set_kernels", &set_kernels);
+  m.def("forward", &forward);
+}
+"""
+SHIM_FLAGS = ['-O2', '-shared', '-fPIC', '-std=c++20']
+
+def _torch_cpp_flags():
+    "Compiler and linker flags for code that uses PyTorch's C++ API: its headers and libraries ship in the wheel."
+    root, py = Path(torch.__file__).parent, sysconfig.get_paths()['include']
+    if not (Path(py) / 'Python.h').exists(): raise RuntimeError(f"no Python.h in {py}: install Python's headers (e.g. apt install python3-dev)")
+    return ([f'-D_GLIBCXX_USE_CXX11_ABI={int(torch.compiled_with_cxx11_abi())}', '-DTORCH_API_INCLUDE_EXTENSION_H',
+             f'-I{root}/include', f'-I{root}/include/torch/csrc/api/include', f'-I{py}'],
+            [f'-L{root}/lib', '-lc10', '-ltorch', '-ltorch_cpu', '-ltorch_python'])
+
+def build_shim(cxx:str=None, cache:Path=None) -> Path:
+    "Compile `_SHIM_SRC` with the C++ compiler `cxx` (default `$CXX`, else g++) into a Python module in `cache`; reused while source, flags, compiler, PyTorch and Python are unchanged."
+    cxx = cxx or os.environ.get('CXX') or 'g++'
+    if shutil.which(cxx) is None: raise RuntimeError(f"no C++ compiler {cxx!r} on PATH: install g++ (or set CXX) to build SparseMIDLayer's C++ entry point")
+    cflags, libs = _torch_cpp_flags()
+    key = hashlib.sha256('\n'.join([_SHIM_SRC, cxx, *SHIM_FLAGS, *cflags, *libs, torch.__version__, sys.version, platform.machine()]).encode()).hexdigest()[:16]
+    cache = Path(cache or _kernel_cache()); name = f'midl_shim_{key}'; lib = cache / f'{name}.so'
+    if lib.exists(): return lib
+    cache.mkdir(parents=True, exist_ok=True)
+    print(f"midl: building SparseMIDLayer's C++ entry point in {cache} (once per machine and PyTorch version, about half a minute)", file=sys.stderr)
+    with tempfile.TemporaryDirectory(dir=cache) as tmp:               # built aside, renamed into place in one step
+        src, out = Path(tmp) / 'shim.cpp', Path(tmp) / f'{name}.so'
+        src.write_text(_SHIM_SRC)
+        res = subprocess.run([cxx, *SHIM_FLAGS, f'-DTORCH_EXTENSION_NAME={name}', *cflags, str(src), '-o', str(out), *libs],
+                             capture_output=True, text=True)
+        if res.returncode: raise RuntimeError(f"{cxx} could not build the C++ entry point:\n{res.stderr[-2000:]}")
+        os.replace(out, lib)
+    return lib
+
+def _load_shim(lib:Path, kernels):
+    "Import the built module and hand it the addresses of the C `kernels` (loaded by `ctypes`, which keeps them loaded)."
+    spec = importlib.util.spec_from_file_location(lib.stem, lib)
+    mod = importlib.util.module_from_spec(spec); spec.loader.exec_module(mod)
+    addr = lambda f: ctypes.cast(f, ctypes.c_void_p).value
+    mod.set_kernels(addr(kernels.gate), addr(kernels.mix), addr(kernels.select_cheap), addr(kernels.select_mix))
+    return mod
+
+_SHIM = {}                                                            # 'fn': the loaded module, or None once building failed
+
+def native_shim():
+    "The C++ entry point that runs a whole evaluation pass in one call from Python, built on first use; None (after one warning) where it cannot be built: the layer then calls the C kernels through `ctypes`."
+    if 'fn' not in _SHIM:
+        kernels = native_kernel()
+        try: _SHIM['fn'] = None if kernels is None else _load_shim(build_shim(), kernels)
+        except Exception as e:
+            warnings.warn(f"SparseMIDLayer's C++ entry point is unavailable ({type(e).__name__}: {str(e)[:300]}); calling the "
+                          f"native kernel through ctypes instead (same outputs, a larger fixed cost per call)")
+            _SHIM['fn'] = None
+    return _SHIM['fn']
+
+# %% ../nbs/03a_sparse.ipynb 22
 class SparseMIDLayer(MIDLayer):
     "MID-L whose rich path $W$ is evaluated only for the $k$ selected neurons of each sample; gate and cheap path are low rank."
     def __init__(self, dim:int, top_k, out_dim:int=None,
@@ -296,37 +507,66 @@ class SparseMIDLayer(MIDLayer):
         return MIDLayer.forward(self, x)
 
     def forward(self, x):
+        if not (self.training or self.track_stats) and self.kernel in ('auto', 'native') and (z := self._forward_shim(x)) is not None:
+            return z                                                         # evaluation in one call into C++ (`native_shim`)
         self._check_input(x)
         lead, x2 = x.shape[:-1], x.reshape(-1, self.in_features)
         if not (self.training or self.track_stats) and self._native_now(x2):
             return self._forward_native(x2).reshape(*lead, self.out_features)
         (down, gate_up), (_, cheap_up) = self.alpha_proj, self.f2
         h = down(x2)                                                         # h = D x, once for both low-rank heads
-        if self.path(len(x2)) == 'dense':                                    # W x whole: mix at full width, no gathers
-            zc = F.linear(h, torch.cat([gate_up.weight, cheap_up.weight]),   # [U_alpha; U_c] h + [b_alpha; b_c]: one product
-                          None if gate_up.bias is None else torch.cat([gate_up.bias, cheap_up.bias]))
-            z, cheap = zc.split(self.out_features, -1)
-            alpha = torch.sigmoid(z)                                         # alpha = sigma(U_alpha h + b_alpha), c = U_c h + b_c
-            ah = self._alpha_hat(alpha, self.top_indices(alpha.detach()))
-            return torch.addcmul(cheap, ah, self.f1(x2) - cheap).reshape(*lead, self.out_features)   # z = c + alpha_hat ⊙ (W x + b - c)
         alpha = torch.sigmoid(gate_up(h))                                    # alpha = sigma(U_alpha h + b_alpha)
-        idx = self.top_indices(alpha.detach())                               # the k selected neurons of each row
-        cheap = cheap_up(h)                                                  # F_cheap for every neuron
-        idx = idx.sort(-1).values                                            # ascending: W's rows read in address order
+        if self.path(len(x2)) == 'dense':                                    # W x whole: mix at full width, no gathers
+            ah = self._alpha_hat(alpha, self.top_indices(alpha.detach()))
+            return torch.lerp(cheap_up(h), self.f1(x2), ah).reshape(*lead, self.out_features)   # z = c + alpha_hat ⊙ (W x + b - c)
+        idx = self.top_indices(alpha.detach())                               # the k selected neurons of each row, ascending:
+        cheap = cheap_up(h)                                                  # W's rows read in address order; F_cheap for every neuron
         if self.training or self.track_stats: ah = self._alpha_hat(alpha, idx).gather(1, idx)   # alpha_hat at idx
         else: ah = alpha.gather(1, idx)                                      # eval: alpha_hat at idx is alpha there
         return self.mix_selected(x2, ah, cheap, idx).reshape(*lead, self.out_features)
 
+    def select(self, x):
+        "`(alpha_hat, mask)` before dropout, as `MIDLayer.select`, with the gate from `gate_alpha`: what `forward_dense` uses."
+        alpha = self.gate_alpha(x)
+        m = topk_mask(alpha.detach(), self.k)                                # M_topk(alpha): k ones per row
+        return self._ste(alpha, m), m
+
+    def gate_alpha(self, x):
+        "$\\alpha = \\sigma(U_\\alpha D x + b_\\alpha)$ for `x` (..., in features): in C where the pass runs natively (`_native_now`), in `forward` and `forward_dense` alike, else with PyTorch's ops."
+        x2 = x.reshape(-1, self.in_features)
+        if not self._native_now(x2): return torch.sigmoid(self.alpha_proj(x))
+        (down, gate_up) = self.alpha_proj
+        return _gate_native(x2.contiguous(), down.weight, gate_up.weight, gate_up.bias)[1].reshape(*x.shape[:-1], self.out_features)
+
     def top_indices(self, alpha):
-        "Indices of the `k` largest gates of each row: `topk_indices`'s set, found in C where the native kernel runs (no autograd needed)."
+        "Indices of the `k` largest gates of each row, ascending: `topk_indices`'s set, found in C where the native kernel runs (no autograd needed)."
         if self.kernel in ('auto', 'native') and alpha.ndim == 2: return topk_native(alpha, self.k)
-        return topk_indices(alpha, self.k)
+        return topk_indices(alpha, self.k).sort(-1).values
 
     def _alpha_hat(self, alpha, idx):
-        "$\\hat\\alpha = \\alpha\\odot M$ at full width (`idx`: the selected neurons): with the gradient rule, dropout and statistics in training or while tracking."
+        "$\\hat\\alpha = \\alpha\\odot M$ at full width (`idx`: the selected neurons, ascending): with the gradient rule, dropout and statistics in training or while tracking."
+        if self._dropping() and not self.track_stats:                        # training: M and the dropout's scale in one scatter
+            if self.schedule: self.step += 1
+            return alpha * torch.zeros_like(alpha).scatter_(-1, idx, self._keep_scale(idx, alpha))   # = (alpha ⊙ M) ⊙ D, bit for bit
         m = topk_mask(alpha, self.k, idx)                                    # M: k ones per row, at idx
-        if self.training or self.track_stats: return self.after_select(self._ste(alpha, m), m)
+        if self.training or self.track_stats: return self.after_select(self._ste(alpha, m), m, idx)
         return alpha * m
+
+    def _dropping(self): return self.alpha_drop.training and self.alpha_drop.p > 0
+
+    def _keep_scale(self, idx, like):
+        "The dropout's factor at the selected `idx` (rows × k, ascending): 0 with probability p, else 1/(1 - p)."
+        p = self.alpha_drop.p
+        return (torch.rand(idx.shape, device=like.device) >= p).to(like.dtype) / (1 - p)
+
+    def after_select(self, ah, m, idx=None):
+        "`MIDLayer.after_select` with the dropout drawn at the k selected entries of each row only (elsewhere $\\hat\\alpha = 0$, which dropout leaves 0): the same distribution from k/d_out of the random draws, in the order of `idx` (ascending; else found from `m`)."
+        if self._dropping():
+            idx = m.nonzero()[:, -1].view(*m.shape[:-1], self.k) if idx is None else idx
+            ah = ah * torch.ones_like(ah).scatter_(-1, idx, self._keep_scale(idx, ah))   # D: the factor at idx, 1 elsewhere
+        if self.track_stats: self._record(m, ah)
+        if self.training and self.schedule: self.step += 1
+        return ah
 
     def kernel_now(self):
         "The kernel `forward` uses now: 'torch' while gradients are recorded or where the chosen one cannot be built, else `kernel` ('auto': 'native')."
@@ -334,18 +574,34 @@ class SparseMIDLayer(MIDLayer):
         if self.kernel == 'compile': return 'compile' if _fused_kernel() is not None else 'torch'
         return 'native' if native_kernel() is not None else 'torch'
 
+    def _forward_shim(self, x):
+        "The evaluation pass in one call into C++ (`native_shim`), or None where it does not apply; the parameters are looked up on every call, so replaced or converted ones are always the ones used."
+        if (shim := native_shim()) is None or not isinstance(x, torch.Tensor): return None
+        try:
+            m = self._modules
+            (down, gate_up), (_, cheap_up), rich = m['alpha_proj']._modules.values(), m['f2']._modules.values(), m['f1']
+            g, c, w = gate_up._parameters, cheap_up._parameters, rich._parameters
+            ps = down._parameters['weight'], g['weight'], g['bias'], c['weight'], c['bias'], w['weight'], w['bias']
+        except (KeyError, ValueError, AttributeError): return None           # sub-layers replaced or parametrized: the Python path
+        if ps[0] is None or ps[1] is None or ps[3] is None or ps[5] is None: return None
+        budget = GATHER_BUDGET['native'] if self.gather_budget is None else self.gather_budget
+        return shim.forward(x, *ps, self.k, budget, PARALLEL_MIN)
+
     def _native_now(self, x2):
-        "Whether this evaluation pass runs the native kernel: chosen and built, the gather path, float32 CPU tensors, no FLOP counter."
-        if torch.is_grad_enabled() or self.kernel not in ('auto', 'native'): return False
-        return _native_fits(x2, self.f1.weight, self.f2[1].weight) and self.path(len(x2)) == 'gather' and self.kernel_now() == 'native'
+        "Whether this pass runs natively (gate included): evaluation without statistics or gradients, kernel chosen and built, the gather path, float32 CPU tensors, no FLOP counter. `forward` and `forward_dense` ask the same question of the same input."
+        if self.training or self.track_stats or torch.is_grad_enabled() or self.kernel not in ('auto', 'native'): return False
+        (down, gate_up), (_, cheap_up), rich = self.alpha_proj, self.f2, self.f1
+        ps = [p for p in (down.weight, gate_up.weight, gate_up.bias, cheap_up.weight, cheap_up.bias, rich.weight, rich.bias) if p is not None]
+        return (x2.dtype == torch.float32 and x2.is_cpu and _native_fits(*ps) and self.path(len(x2)) == 'gather'
+                and self.kernel_now() == 'native')
 
     def _forward_native(self, x2):
-        "Evaluation through the native kernel: gate and $F_\\text{cheap}$ for every neuron, then the mix at the selected ones, in place (the ops called directly: fewer layers of Python per sample)."
-        (down, gate_up), (_, cheap_up), rich = self.alpha_proj, self.f2, self.f1      # unpacked: no indexing per call
-        h = F.linear(x2, down.weight)                                        # h = D x
-        alpha = torch.sigmoid(F.linear(h, gate_up.weight, gate_up.bias))     # alpha = sigma(U_alpha h + b_alpha): the reference's bits
+        "Evaluation through the native kernels called by `ctypes` (where `native_shim` is unavailable): gate and $F_\\text{cheap}$ for every neuron, then the mix at the selected ones, in place."
+        (down, gate_up), (_, cheap_up), rich = self.alpha_proj, self.f2, self.f1
+        x2 = x2.contiguous()
+        h, alpha = _gate_native(x2, down.weight, gate_up.weight, gate_up.bias)   # h = D x, alpha = sigma(U_alpha h + b_alpha): midl_gate
         idx, out = _select_cheap_native(alpha, h, cheap_up.weight, cheap_up.bias, self.k)   # the top k of alpha; c = U_c h + b_c
-        return _gather_mix_native(rich.weight, rich.bias, idx, x2.contiguous(), alpha, out)   # z_j = c_j + alpha_j (W_j x + b_j - c_j)
+        return _gather_mix_native(rich.weight, rich.bias, idx, x2, alpha, out)   # z_j = c_j + alpha_j (W_j x + b_j - c_j)
 
     def path(self, rows:int):
         "How `forward` computes $F_\\text{rich}$ for `rows` samples now: 'gather' (the k selected rows of W per sample) or 'dense' ($Wx$ whole)."
@@ -370,7 +626,7 @@ class SparseMIDLayer(MIDLayer):
         k = self.k if self.path(rows) == 'gather' else self.out_features
         return 2 * rows * (self.in_features * self.rank + 2 * self.rank * self.out_features + k * self.in_features)
 
-# %% ../nbs/03a_sparse.ipynb 29
+# %% ../nbs/03a_sparse.ipynb 37
 @contextmanager
 def _threads(n:int=None):
     "Inside the `with` block PyTorch uses `n` intra-op threads (None: unchanged); the old number is restored after."
@@ -441,15 +697,23 @@ def train_blocks(d:int=1024, keep:float=0.25, rank:int=None):
 
 def train_step_ratio(d:int=1024, batch:int=64, keep:float=0.25, rank:int=None, repeats:int=30, warmup:int=3,
                      threads:int=None, device='cpu', seed:int=0,
-                     fused:bool=True): # Adam's fused kernel, as `midl.train` trains (False: PyTorch's default, the foreach kernel)
-    "Time of one training step (forward, backward, Adam) of each of `train_blocks`, timed round robin (each round in a new order), and its ratio to the dense block's."
+                     fused:bool=True, # Adam's fused kernel, as `midl.train` trains (False: PyTorch's default, the foreach kernel)
+                     instances:int=1): # times to build fresh blocks, input and optimizers (seeds seed, seed + 1, ...), each at other addresses
+    "Time of one training step (forward, backward, Adam) of each of `train_blocks`, timed round robin (each round in a new order), and its ratio to the dense block's: medians over `instances`, with the smallest and largest ratio."
+    runs = []
     with _threads(threads):
-        torch.manual_seed(seed)
-        blocks = {n: b.to(device) for n, b in train_blocks(d, keep, rank).items()}
-        x = torch.randn(batch, d, device=device)
-        ts = time_round_robin([_TrainStep(b, fused) for b in blocks.values()], x, warmup, repeats, shuffle=seed)
-    t = pd.DataFrame(ts, index=list(blocks))[['median_ms', 'iqr_ms']]
-    return t.assign(ratio=t.median_ms / t.median_ms.iloc[0], d=d, batch=batch, keep=keep, adam='fused' if fused else 'foreach')
+        for i in range(instances):
+            torch.manual_seed(seed + i)
+            spacer = torch.empty(int(torch.randint(1, 2**18, ())))    # shifts where this instance's tensors land in memory
+            blocks = {n: b.to(device) for n, b in train_blocks(d, keep, rank).items()}
+            x = torch.randn(batch, d, device=device)
+            ts = time_round_robin([_TrainStep(b, fused) for b in blocks.values()], x, warmup, repeats, shuffle=seed + i)
+            t = pd.DataFrame(ts, index=list(blocks))[['median_ms', 'iqr_ms']]
+            runs.append(t.assign(ratio=t.median_ms / t.median_ms.iloc[0]))
+            del spacer, blocks
+    t = pd.concat(runs).groupby(level=0, sort=False)
+    return t.median().assign(ratio_min=t.ratio.min(), ratio_max=t.ratio.max(), instances=instances, d=d, batch=batch, keep=keep,
+                             adam='fused' if fused else 'foreach')
 
 def plot_latency_sweep(table:pd.DataFrame):
     "Latency over `nn.Linear`'s against the keep ratio, one panel per (d, batch): a line per rank $r$ and kernel, the bytes bound dotted, `nn.Linear` at 1."

@@ -149,7 +149,7 @@ def test_float32_training_with_native_topk_equals_dense_reference():
     for a, b in zip(g, [p.grad for p in lay.parameters()]): torch.testing.assert_close(a, b, rtol=1e-4, atol=1e-5)
 
 def test_native_build_failure_falls_back_to_plain_ops(monkeypatch, tmp_path):
-    monkeypatch.setattr(midl.sparse, '_NATIVE', {})
+    monkeypatch.setattr(midl.sparse, '_NATIVE', {}); monkeypatch.setattr(midl.sparse, '_SHIM', {})
     monkeypatch.setenv('CC', 'no-such-cc'); monkeypatch.setenv('MIDL_KERNEL_CACHE', str(tmp_path))
     torch.manual_seed(0)
     lay = SparseMIDLayer(64, 0.25, rank=4).eval()                     # kernel 'auto'
@@ -162,6 +162,66 @@ def test_native_build_failure_falls_back_to_plain_ops(monkeypatch, tmp_path):
     msgs = [str(m.message) for m in w if 'native kernel' in str(m.message)]
     assert len(msgs) == 1 and "no C compiler 'no-such-cc'" in msgs[0] and 'install gcc' in msgs[0]
     assert list(tmp_path.iterdir()) == []                             # nothing half-built left behind
+
+@pytest.mark.parametrize('d_in,d_out,k,rank,bias', [(8, 8, 1, 1, True), (37, 50, 11, 3, False), (512, 512, 0.25, 32, True)])
+@pytest.mark.parametrize('threads', [1, 2])
+def test_shim_equals_ctypes_path_and_dense_reference(monkeypatch, d_in, d_out, k, rank, bias, threads):
+    "The one-call C++ path gives the ctypes path's bits (the same C kernels) and the dense reference's function, with the same selected neurons."
+    assert midl.sparse.native_shim() is not None                      # CI and the dev machines have g++
+    torch.manual_seed(0)
+    lay = SparseMIDLayer(d_in, k, out_dim=d_out, rank=rank, bias=bias, gather_budget=math.inf).eval()
+    old = torch.get_num_threads(); torch.set_num_threads(threads)
+    monkeypatch.setattr(midl.sparse, 'PARALLEL_MIN', 0)                # split over the threads even when small
+    try:
+        with torch.no_grad():
+            for rows in (1, 3, 8):
+                x = torch.randn(rows, d_in)
+                y = lay(x)
+                shim = midl.sparse._SHIM['fn']; midl.sparse._SHIM['fn'] = None   # the ctypes path
+                try: y_ctypes = lay(x)
+                finally: midl.sparse._SHIM['fn'] = shim
+                assert torch.equal(y, y_ctypes)
+                torch.testing.assert_close(y, lay.forward_dense(x), rtol=1e-5, atol=1e-5)
+    finally: torch.set_num_threads(old)
+
+def test_native_pass_selects_the_dense_references_neurons():
+    "forward and forward_dense compute the gate with the same C code where the pass runs natively, so no near-tie can select differently: 400 single samples."
+    torch.manual_seed(0)
+    lay = SparseMIDLayer(512, 0.25, rank=32).eval()
+    with torch.no_grad():
+        for _ in range(400):                                          # another selection would move two outputs by
+            x = torch.randn(1, 512)                                   # alpha (F_rich - F_cheap), far beyond the tolerance
+            torch.testing.assert_close(lay(x), lay.forward_dense(x), rtol=1e-5, atol=1e-5)
+
+def test_gate_is_native_exactly_where_the_pass_is():
+    torch.manual_seed(0)
+    lay = SparseMIDLayer(64, 0.25, rank=8).eval()
+    (down, up), x = lay.alpha_proj, torch.randn(2, 64)
+    native = midl.sparse._gate_native(x, down.weight, up.weight, up.bias)[1]
+    torch_gate = torch.sigmoid(lay.alpha_proj(x))
+    with torch.no_grad(): assert torch.equal(lay.gate_alpha(x), native)
+    assert torch.equal(lay.gate_alpha(x), torch_gate)                    # gradients recorded: PyTorch's ops
+    with torch.no_grad():
+        assert torch.equal(lay.train().gate_alpha(x), torch_gate)     # training
+        assert torch.equal(lay.eval().gate_alpha(x.view(2, 1, 64)), native.view(2, 1, 64))   # leading dimensions
+        with FlopCounterMode(display=False): assert torch.equal(lay.gate_alpha(x), torch_gate)
+        torch.testing.assert_close(native, torch_gate, rtol=1e-5, atol=1e-6)
+
+def test_shim_build_failure_falls_back_to_ctypes(monkeypatch, tmp_path):
+    monkeypatch.setattr(midl.sparse, '_SHIM', {})
+    monkeypatch.setenv('CXX', 'no-such-cxx'); monkeypatch.setenv('MIDL_KERNEL_CACHE', str(tmp_path))
+    monkeypatch.setattr(midl.sparse, '_NATIVE', {})                     # the C kernels build into the empty cache
+    torch.manual_seed(0)
+    lay = SparseMIDLayer(64, 0.25, rank=4).eval()
+    x = torch.randn(2, 64)
+    with torch.no_grad(), warnings.catch_warnings(record=True) as w:
+        warnings.simplefilter('always')
+        y, y2 = lay(x), lay(x)
+        assert lay.kernel_now() == 'native' and lay._native_now(x)      # the C kernels through ctypes
+        torch.testing.assert_close(y, lay.forward_dense(x), rtol=1e-5, atol=1e-6)
+    msgs = [str(m.message) for m in w if 'C++ entry point' in str(m.message)]
+    assert len(msgs) == 1 and "no C++ compiler 'no-such-cxx'" in msgs[0] and 'install g++' in msgs[0]
+    assert [p.suffix for p in tmp_path.iterdir()] == ['.so']          # the C library; nothing of the C++ module
 
 def test_native_kernel_is_built_once_and_reused(tmp_path):
     lib = midl.sparse.build_native(cache=tmp_path)
