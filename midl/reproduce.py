@@ -434,8 +434,7 @@ def _sparse_section(out_dir):
     out = ["### Beyond the paper: a compute-aware MID-L", "`SparseMIDLayer` (`nbs/03a_sparse.ipynb`) computes a low-rank gate and "
            "cheap path for every neuron and the rich path only where it pays (`nbs/18_sparse_bench.ipynb`); here it replaces the "
            "hidden layers in Table 8's protocol (`nbs/18a_sparse_accuracy.ipynb`; Robust Acc: trained with 20 % label noise; "
-           "accuracies and FLOPs (M): as each run recorded them, with the code of the commit it names; `18a_sparse_accuracy` says "
-           "what changed since):",
+           "accuracies and FLOPs (M): as each run recorded them, with the code of the commit it names):",
            _md_table(t)]
     c = read_table(out_dir, 'sparse_comparisons')
     if len(c): out.append('Paired by seed (pp, 95 % t-interval):\n\n' + '\n'.join(
