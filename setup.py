@@ -34,6 +34,7 @@ setuptools.setup(
                 ['Programming Language :: Python :: ' + v for v in py_versions[py_versions.index(min_python):]],
     packages=setuptools.find_packages(include=[cfg['lib_path'], cfg['lib_path'] + '.*']),
     include_package_data=True,
+    package_data={cfg['lib_path']: ['csrc/*.c', 'csrc/*.cpp']},   # the native kernels' sources, compiled on first use
     install_requires=_list('requirements'),
     extras_require={k: _list(f'{k}_requirements') for k in ('repro', 'dev', 'ray')},
     python_requires='>=' + min_python,

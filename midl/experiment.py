@@ -258,10 +258,37 @@ def _pid_alive(pid:int):
     try: return Path(f'/proc/{pid}/stat').read_text().rsplit(') ', 1)[1][:1] != 'Z'   # Linux: a zombie has ended
     except (OSError, IndexError): return True
 
+def _boot_id():
+    try: return Path('/proc/sys/kernel/random/boot_id').read_text().strip()[:8]
+    except OSError: return None
+
+def _proc_start(pid:int):
+    "When process `pid` started, as `<boot id>:<clock ticks after boot>` (Linux); None where unknown."
+    try: ticks = Path(f'/proc/{pid}/stat').read_text().rsplit(') ', 1)[1].split()[19]   # field 22, starttime
+    except (OSError, IndexError): return None
+    return f"{_boot_id() or '?'}:{ticks}"
+
+def _lock_text(pid:int=None):
+    "What the lock of process `pid` (default: this one) holds: `pid host start` ('-' for a start time not known)."
+    pid = pid or os.getpid()
+    return f"{pid} {_HOST} {_proc_start(pid) or '-'}\n"
+
 def _lock_owner(path):
-    "(pid, host) written in lock file `path` (host None when not written); None when it is gone or unreadable."
-    try: pid, *host = Path(path).read_text().split(); return int(pid), (host[0] if host else None)
+    "(pid, host, start) written in lock file `path` (host, start None when not written); None when it is gone or unreadable."
+    try: pid, *rest = Path(path).read_text().split(); pid = int(pid)
     except (OSError, ValueError): return None
+    host, start = (rest + [None, None])[:2]
+    return pid, host, (None if start == '-' else start)
+
+def _owner_gone(owner):
+    "Why the process that wrote a lock holding `owner` has ended (a message), or None when it may still run."
+    pid, host, start = owner
+    if host not in (None, _HOST): return None                       # another machine's process: not checkable here
+    if not _pid_alive(pid): return f'its owner, pid {pid} on {host or "this host"}, has ended (killed or crashed)'
+    now = _proc_start(pid)
+    if start and now and now != start:
+        return f'its owner, pid {pid} on {host}, has ended: that pid now belongs to another process (started {now}, not {start})'
+    return None
 
 def _create_exclusive(path, text):
     "Create `path` holding `text` unless it exists; True when this call created it."
@@ -279,31 +306,48 @@ def _create_exclusive(path, text):
     finally: Path(tmp).unlink(missing_ok=True)
 
 def _take_stale(path, owner):
-    "Remove the stale lock `path` left by the dead `owner`, unless another process has replaced it meanwhile."
+    "Remove the stale lock `path` left by the dead `owner`, unless another process has replaced it meanwhile; True when removed."
     tomb = path.with_name(f'.{path.name}.stale.{os.getpid()}')
     try: os.rename(path, tomb)
-    except FileNotFoundError: return
-    if _lock_owner(tomb) != owner:                                  # we moved a fresh lock: put it back
-        try: os.link(tomb, path)
-        except OSError: pass
+    except FileNotFoundError: return False
+    except OSError as e: raise RuntimeError(f"cannot remove the stale lock {path} ({e}); delete it by hand, then run again") from None
+    if _lock_owner(tomb) == owner: tomb.unlink(missing_ok=True); return True
+    try: os.link(tomb, path)                                        # we moved a fresh lock: put it back
+    except OSError: pass
     tomb.unlink(missing_ok=True)
+    return False
 
-def _acquire_lock(path):
-    "Take lock file `path` for this process: None when taken, else the pid of the live process holding it."
-    path = Path(path)
-    for _ in range(20):
-        if _create_exclusive(path, f'{os.getpid()} {_HOST}\n'): return None
+_UNREADABLE_STALE_S = 5         # a lock empty or unreadable this long: its writer died while creating it
+
+def _mtime_age(path):
+    try: return time.time() - path.stat().st_mtime
+    except OSError: return None
+
+def _acquire_lock(path, wait_s:float=_UNREADABLE_STALE_S + 10):
+    "Take lock file `path` for this process: None when taken, else the pid of the live process holding it. A stale lock is taken over with a warning; never waits much longer than `wait_s` seconds."
+    path = Path(path); t0 = time.monotonic(); unreadable_since = None
+    while True:
+        if _create_exclusive(path, _lock_text()): return None
         owner = _lock_owner(path)
-        if owner and (owner[1] not in (None, _HOST) or _pid_alive(owner[0])): return owner[0]
-        if owner: _take_stale(path, owner)
-        elif path.exists() and time.time() - path.stat().st_mtime > 10: _take_stale(path, None)   # unreadable for long
-        else: time.sleep(0.05)
-    raise RuntimeError(f"cannot take the lock {path}; if no sweep is running on {path.parent}, delete it")
+        if owner:
+            unreadable_since = None
+            if (why := _owner_gone(owner)) is None: return owner[0]
+            if _take_stale(path, owner): warnings.warn(f'took over the stale lock {path}: {why}', stacklevel=2)
+        elif path.exists():                                           # empty or garbled: being written, or its writer died
+            unreadable_since = unreadable_since or time.monotonic()
+            waited, age = time.monotonic() - unreadable_since, _mtime_age(path)
+            if max(waited, age or 0) > _UNREADABLE_STALE_S and _take_stale(path, None):
+                warnings.warn(f'took over the stale lock {path}: it stayed empty or unreadable for over {_UNREADABLE_STALE_S} s '
+                              '(its owner died while creating it)', stacklevel=2)
+            else: time.sleep(0.05)
+        if time.monotonic() - t0 > wait_s:                             # other processes keep taking and freeing it
+            raise RuntimeError(f"cannot take the lock {path} within {wait_s:.0f} s; "
+                               f"if no sweep is running on {path.parent}, delete {path} and run again")
 
 def _release_lock(path):
     "Remove lock file `path` if this process holds it."
     owner = _lock_owner(path)
-    if owner and owner[0] == os.getpid(): Path(path).unlink(missing_ok=True)
+    if owner and owner[0] == os.getpid() and owner[1] in (None, _HOST): Path(path).unlink(missing_ok=True)
 
 # %% ../nbs/07_experiment.ipynb 24
 def _die_with_parent(parent:int):
@@ -504,26 +548,28 @@ def matches(rec:dict, where=None):
 
 # %% ../nbs/07_experiment.ipynb 43
 def quiet_latency_pass(results_dir, threads:int=1, repeats:int=30, warmup:int=5, root=None, redo:bool=False, progress:bool=True):
-    "Re-time every record in `results_dir` without a `latency_pass` (all with `redo`) in this process; returns how many."
+    "Re-time every record in `results_dir` without a `latency_pass` (all with `redo`: their pass replaced) in this process; returns how many. Each record is written back to its own file, so a second pass adds nothing."
     from midl import data as D
-    todo = [r for r in load_results(results_dir) if redo or 'latency_pass' not in r]
+    files = [(p, r) for p in sorted(Path(results_dir).glob('*.json')) if (r := _read_record(p)) is not None]
+    todo = [(p, r) for p, r in files if redo or 'latency_pass' not in r]
     groups = {}
-    for r in todo: groups.setdefault(pair_key(r), []).append(r)
+    for p, r in todo: groups.setdefault(pair_key(r), []).append((p, r))
     before = torch.get_num_threads(); torch.set_num_threads(threads)
     try:
         sets = {}
         for rs in tqdm(groups.values(), desc='quiet latency pass', disable=not progress):
-            specs = [record_spec(r) for r in rs]
+            specs = [record_spec(r) for _, r in rs]
             ds = specs[0].dataset
             if ds not in sets: sets[ds] = (D.get_dataset(ds, train=True, root=root), D.get_dataset(ds, train=False, root=root))
             train, test = sets[ds]
             models = [build(s, train).eval() for s in specs]
             x = test[0][0][None].repeat(specs[0].latency_batch, *[1] * test[0][0].ndim)
-            for r, t in zip(rs, time_round_robin(models, x, warmup, repeats)):
-                r['latency_during_training'] = {k: r['metrics'].get(k) for k in ('latency_ms', 'latency_iqr_ms')}
+            for (p, r), t in zip(rs, time_round_robin(models, x, warmup, repeats)):
+                if 'latency_during_training' not in r:                  # a redo keeps the values of training
+                    r['latency_during_training'] = {k: r['metrics'].get(k) for k in ('latency_ms', 'latency_iqr_ms')}
                 r['metrics'].update(latency_ms=t['median_ms'], latency_iqr_ms=t['iqr_ms'])
                 r['latency_pass'] = dict(threads=threads, repeats=repeats, warmup=warmup, round_robin_with=len(rs), host=_HOST,
                                          torch=torch.__version__, finished=datetime.now(timezone.utc).isoformat(timespec='seconds'))
-                write_json_atomic(r, result_path(results_dir, record_spec(r)))
+                write_json_atomic(r, p)                                 # its own file: never a second record of a run
     finally: torch.set_num_threads(before)
     return len(todo)

@@ -173,3 +173,91 @@ def test_missing_frost_photographs_stop_a_run_before_training(tmp_path, monkeypa
     monkeypatch.setattr(E, 'train_spec', lambda *a, **k: pytest.fail('trained before checking the corruption inputs'))
     with pytest.raises(FrostPhotosNotFoundError, match='midl_data download cifar10c_frost'):
         E.run(E.RunSpec(dataset='digits', corruption='all'), root=tmp_path)
+
+def _legacy_record(tmp_path, layer, layer_config, latency_ms):
+    "A record made before `RunSpec.model_version` existed: its spec lacks the field, its file is named by the key of then."
+    import hashlib
+    spec = {k: v for k, v in RunSpec(dataset='digits', layer=layer, layer_config=layer_config, epochs=1, n_test=100,
+                                     latency_batch=8, tag='q').asdict().items() if k != 'model_version'}
+    key = f"q-digits-{layer}-s0-{hashlib.sha1(json.dumps(spec, sort_keys=True, default=str).encode()).hexdigest()[:10]}"
+    rec = dict(spec=spec, key=key, metrics=dict(accuracy=0.5, latency_ms=latency_ms, latency_iqr_ms=0.1))
+    write_json_atomic(rec, tmp_path / f'{key}.json')
+    return key
+
+def test_quiet_latency_pass_is_idempotent(tmp_path):
+    "Issue 22, defect 7: the pass wrote each record to the file named by its spec's key as computed today, so a record in a file of another name got a second file (a duplicate record of the run), and a second pass timed it again."
+    legacy = [_legacy_record(tmp_path, 'dense', dict(p=0.5), 9.0), _legacy_record(tmp_path, 'midl', dict(top_k=0.5), 9.5)]
+    current = RunSpec(dataset='digits', layer='midl', layer_config=dict(top_k=0.25), epochs=1, n_test=100, latency_batch=8, tag='q')
+    write_json_atomic(dict(spec=current.asdict(), key=current.key, metrics=dict(accuracy=0.5, latency_ms=8.0, latency_iqr_ms=0.1)),
+                      E.result_path(tmp_path, current))
+    files = sorted(p.name for p in tmp_path.glob('*.json'))
+    assert len(files) == 3 and E.record_spec(E.read_json(tmp_path / f'{legacy[0]}.json')).key != legacy[0]
+    timing = dict(repeats=3, warmup=1, progress=False)
+    assert E.quiet_latency_pass(tmp_path, **timing) == 3
+    assert sorted(p.name for p in tmp_path.glob('*.json')) == files            # written back in place: no new files
+    once = E.load_results(tmp_path)
+    assert len(once) == 3 and all('latency_pass' in r for r in once)
+    assert sorted(r['latency_during_training']['latency_ms'] for r in once) == [8.0, 9.0, 9.5]
+    assert E.quiet_latency_pass(tmp_path, **timing) == 0                       # every run has its pass: nothing to do
+    assert E.load_results(tmp_path) == once
+    assert E.quiet_latency_pass(tmp_path, redo=True, **timing) == 3            # redo: each pass replaced, not added
+    again = E.load_results(tmp_path)
+    assert sorted(p.name for p in tmp_path.glob('*.json')) == files and len(again) == 3
+    assert [r['key'] for r in again] == [r['key'] for r in once]
+    assert [r['latency_during_training'] for r in again] == [r['latency_during_training'] for r in once]   # still training's
+    assert all(set(r) == set(o) for r, o in zip(again, once))
+
+def _hold_lock_and_die(lock):
+    "Start a process that takes `lock` with `_acquire_lock`, then kill it with SIGKILL (and reap it); returns its lock text."
+    code = ("import sys, time\nfrom midl import experiment as E\n"
+            "assert E._acquire_lock(sys.argv[1]) is None\nprint('held', flush=True)\ntime.sleep(600)\n")
+    p = subprocess.Popen([sys.executable, '-c', code, str(lock)], stdout=subprocess.PIPE, text=True)
+    try: assert p.stdout.readline().strip() == 'held'
+    finally: p.kill(); p.wait(); p.stdout.close()
+    return lock.read_text()
+
+@pytest.mark.skipif(not sys.platform.startswith('linux'), reason='reads /proc')
+def test_lock_of_a_killed_owner_goes_stale_even_when_its_pid_is_reused(tmp_path):
+    "Issue 22, defect 8: a lock left by a killed process is taken over with a message, also when its pid now belongs to an unrelated live process."
+    lock = tmp_path / 'k.lock'
+    text = _hold_lock_and_die(lock)                                      # SIGKILL: no `finally` released it
+    with pytest.warns(UserWarning, match=rf'stale lock {lock}.*pid {text.split()[0]}'):
+        assert E._acquire_lock(lock) is None
+    assert E._lock_owner(lock)[0] == os.getpid(); E._release_lock(lock); assert not lock.exists()
+    text = _hold_lock_and_die(lock)
+    p = sleeper()                                                        # the dead owner's pid, reused by another process
+    try:
+        lock.write_text(text.replace(text.split()[0], str(p.pid), 1))
+        with pytest.warns(UserWarning, match=rf'stale lock {lock}.*pid {p.pid}'):
+            assert E._acquire_lock(lock) is None
+        assert E._lock_owner(lock)[0] == os.getpid()
+    finally: p.kill(); p.wait()
+    E._release_lock(lock)
+    p = sleeper()                                                        # ... while the process that wrote it still runs:
+    try:
+        live = E._lock_text(p.pid); assert live and live.split()[0] == str(p.pid)
+        lock.write_text(live)
+        assert E._acquire_lock(lock) == p.pid                           # held
+    finally: p.kill(); p.wait()
+
+def test_lock_left_empty_by_a_dead_owner_is_taken_in_bounded_time(tmp_path):
+    "Issue 22, defect 8: an owner that died between creating its lock and writing it leaves an empty file; it is taken over after a short, bounded wait, not an error."
+    lock = tmp_path / 'k.lock'
+    lock.write_text('')
+    t = time.monotonic()
+    with pytest.warns(UserWarning, match=rf'stale lock {lock}'):
+        assert E._acquire_lock(lock) is None
+    assert time.monotonic() - t < E._UNREADABLE_STALE_S + 5 and E._lock_owner(lock)[0] == os.getpid()
+    E._release_lock(lock); assert not lock.exists()
+
+def test_sweep_takes_over_the_lock_of_a_killed_sweep(tmp_path, monkeypatch):
+    "Issue 22, defect 8: the next sweep runs a spec whose lock a killed process left, with a message naming the lock."
+    calls = fake_runs(monkeypatch)
+    spec = RunSpec(seed=3); lock = tmp_path / f'{spec.key}.lock'
+    text = _hold_lock_and_die(lock)
+    p = sleeper()
+    try:
+        lock.write_text(text.replace(text.split()[0], str(p.pid), 1))   # its pid reused meanwhile
+        with pytest.warns(UserWarning, match='stale lock'): recs = sweep([spec], tmp_path, progress=False)
+    finally: p.kill(); p.wait()
+    assert calls == [3] and len(recs) == 1 and not lock.exists()

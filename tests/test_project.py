@@ -42,3 +42,33 @@ def test_imports_are_not_mixed_with_code():
             imports = [l for l in lines if re.match(r'(import|from)\s+\S+', l)]
             if imports and len(imports) < len(lines): bad.append(f'{p.name} cell {i}: {imports[0]}')
     assert not bad, f'move these imports into the notebook\'s first import cell: {bad}'
+
+def _skipped_by_nbdev_test(p):
+    "Whether `nbdev_test` skips notebook `p`: its frontmatter, read as nbdev reads it, says `skip_exec: true`."
+    from fastcore.basics import str2bool
+    from nbdev.process import NBProcessor
+    from nbdev.frontmatter import FrontmatterProc
+    nb = NBProcessor(p, procs=FrontmatterProc, process=True).nb
+    return str2bool(getattr(nb, 'frontmatter_', {}).get('skip_exec', False))
+
+def test_frontmatter_is_in_raw_cells():
+    "nbdev reads a notebook's YAML frontmatter (`skip_exec`, ...) only from a raw cell; in a markdown cell it is silently ignored."
+    nbs = Path(__file__).resolve().parent.parent/'nbs'
+    bad = [p.name for p in sorted(nbs.glob('*.ipynb')) for c in nbformat.read(str(p), as_version=4).cells[:1]
+           if c.cell_type != 'raw' and re.match(r'---\s*\n', c.source)]
+    assert not bad, f'make the first cell of these notebooks a raw cell: {bad}'
+
+def test_notebooks_that_nbdev_test_runs_write_only_under_out():
+    "Issue 22: 18a's `skip_exec` sat in a markdown cell, so `nbdev_test` (CI) ran it with its committed injected parameters and rewrote results/full. Experiment notebooks are skipped; any other parametrised notebook writes under ../_out/."
+    from midl.reproduce import EXPERIMENT_NOTEBOOKS
+    nbs = Path(__file__).resolve().parent.parent/'nbs'
+    run = [n for n in EXPERIMENT_NOTEBOOKS if not _skipped_by_nbdev_test(nbs/n)]
+    assert not run, f'nbdev_test runs these experiment notebooks (they write into results/): {run}'
+    bad = []
+    for p, nb in _parametrised_notebooks():
+        if _skipped_by_nbdev_test(p): continue
+        for c in nb.cells:
+            if not {'parameters', 'injected-parameters'} & set(c.metadata.get('tags', [])): continue
+            bad += [f'{p.name}: {k} = {v!r}' for k, v in re.findall(r'''^(\w+_dir|readme)\s*=\s*['"]([^'"]*)['"]''', c.source, re.M)
+                    if not v.startswith('../_out/')]
+    assert not bad, f'nbdev_test runs these notebooks with outputs outside _out/: {bad}'

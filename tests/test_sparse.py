@@ -3,7 +3,7 @@ import math, warnings, pytest, torch
 from torch import nn
 import torch.nn.functional as F
 from torch.utils.flop_counter import FlopCounterMode
-import midl.sparse, midl.math
+import midl.sparse, midl.native, midl.math
 from midl.sparse import (SparseMIDLayer, GATHER_BUDGET, gather_dot, bytes_bound, latency_sweep, break_even, train_blocks,
                          train_step_ratio)
 
@@ -115,7 +115,7 @@ def test_compile_failure_falls_back_to_plain_ops(monkeypatch, where):
 @pytest.mark.parametrize('threads', [1, 2])
 def test_native_kernel_equals_dense_reference(d_in, d_out, k, rank, bias, threads):
     "The C kernel (built on first use) against the dense reference: widths off the 16-wide blocks, groups of 8 and a tail, with and without bias, split over threads."
-    assert midl.sparse.native_kernel() is not None                    # CI and the dev machines have gcc
+    assert midl.native.native_kernel() is not None                    # CI and the dev machines have gcc
     torch.manual_seed(0)
     lay = SparseMIDLayer(d_in, k, out_dim=d_out, rank=rank, bias=bias, kernel='native', gather_budget=math.inf).eval()
     old = torch.get_num_threads(); torch.set_num_threads(threads)
@@ -136,7 +136,7 @@ def test_native_topk_selects_the_reference_set(n, k, data):
     if data == 'ties': a = (a * 4).round()
     if data == 'nan': a[:, ::2] = float('nan')
     if data == 'saturated': a = torch.sigmoid(torch.randn(6, n) * 40)   # many gates exactly 0 or 1 in float32
-    got, want = midl.sparse.topk_native(a, k), midl.math.topk_indices(a, k)
+    got, want = midl.native.topk_native(a, k), midl.math.topk_indices(a, k)
     assert torch.equal(got.sort(-1).values, want.sort(-1).values)
 
 def test_float32_training_with_native_topk_equals_dense_reference():
@@ -149,7 +149,7 @@ def test_float32_training_with_native_topk_equals_dense_reference():
     for a, b in zip(g, [p.grad for p in lay.parameters()]): torch.testing.assert_close(a, b, rtol=1e-4, atol=1e-5)
 
 def test_native_build_failure_falls_back_to_plain_ops(monkeypatch, tmp_path):
-    monkeypatch.setattr(midl.sparse, '_NATIVE', {}); monkeypatch.setattr(midl.sparse, '_SHIM', {})
+    monkeypatch.setattr(midl.native, '_NATIVE', {}); monkeypatch.setattr(midl.native, '_SHIM', {})
     monkeypatch.setenv('CC', 'no-such-cc'); monkeypatch.setenv('MIDL_KERNEL_CACHE', str(tmp_path))
     torch.manual_seed(0)
     lay = SparseMIDLayer(64, 0.25, rank=4).eval()                     # kernel 'auto'
@@ -167,19 +167,19 @@ def test_native_build_failure_falls_back_to_plain_ops(monkeypatch, tmp_path):
 @pytest.mark.parametrize('threads', [1, 2])
 def test_shim_equals_ctypes_path_and_dense_reference(monkeypatch, d_in, d_out, k, rank, bias, threads):
     "The one-call C++ path gives the ctypes path's bits (the same C kernels) and the dense reference's function, with the same selected neurons."
-    assert midl.sparse.native_shim() is not None                      # CI and the dev machines have g++
+    assert midl.native.native_shim() is not None                      # CI and the dev machines have g++
     torch.manual_seed(0)
     lay = SparseMIDLayer(d_in, k, out_dim=d_out, rank=rank, bias=bias, gather_budget=math.inf).eval()
     old = torch.get_num_threads(); torch.set_num_threads(threads)
-    monkeypatch.setattr(midl.sparse, 'PARALLEL_MIN', 0)                # split over the threads even when small
+    monkeypatch.setattr(midl.native, 'PARALLEL_MIN', 0)                # split over the threads even when small
     try:
         with torch.no_grad():
             for rows in (1, 3, 8):
                 x = torch.randn(rows, d_in)
                 y = lay(x)
-                shim = midl.sparse._SHIM['fn']; midl.sparse._SHIM['fn'] = None   # the ctypes path
+                shim = midl.native._SHIM['fn']; midl.native._SHIM['fn'] = None   # the ctypes path
                 try: y_ctypes = lay(x)
-                finally: midl.sparse._SHIM['fn'] = shim
+                finally: midl.native._SHIM['fn'] = shim
                 assert torch.equal(y, y_ctypes)
                 torch.testing.assert_close(y, lay.forward_dense(x), rtol=1e-5, atol=1e-5)
     finally: torch.set_num_threads(old)
@@ -197,7 +197,7 @@ def test_gate_is_native_exactly_where_the_pass_is():
     torch.manual_seed(0)
     lay = SparseMIDLayer(64, 0.25, rank=8).eval()
     (down, up), x = lay.alpha_proj, torch.randn(2, 64)
-    native = midl.sparse._gate_native(x, down.weight, up.weight, up.bias)[1]
+    native = midl.native._gate_native(x, down.weight, up.weight, up.bias)[1]
     torch_gate = torch.sigmoid(lay.alpha_proj(x))
     with torch.no_grad(): assert torch.equal(lay.gate_alpha(x), native)
     assert torch.equal(lay.gate_alpha(x), torch_gate)                    # gradients recorded: PyTorch's ops
@@ -208,9 +208,9 @@ def test_gate_is_native_exactly_where_the_pass_is():
         torch.testing.assert_close(native, torch_gate, rtol=1e-5, atol=1e-6)
 
 def test_shim_build_failure_falls_back_to_ctypes(monkeypatch, tmp_path):
-    monkeypatch.setattr(midl.sparse, '_SHIM', {})
+    monkeypatch.setattr(midl.native, '_SHIM', {})
     monkeypatch.setenv('CXX', 'no-such-cxx'); monkeypatch.setenv('MIDL_KERNEL_CACHE', str(tmp_path))
-    monkeypatch.setattr(midl.sparse, '_NATIVE', {})                     # the C kernels build into the empty cache
+    monkeypatch.setattr(midl.native, '_NATIVE', {})                     # the C kernels build into the empty cache
     torch.manual_seed(0)
     lay = SparseMIDLayer(64, 0.25, rank=4).eval()
     x = torch.randn(2, 64)
@@ -221,13 +221,13 @@ def test_shim_build_failure_falls_back_to_ctypes(monkeypatch, tmp_path):
         torch.testing.assert_close(y, lay.forward_dense(x), rtol=1e-5, atol=1e-6)
     msgs = [str(m.message) for m in w if 'C++ entry point' in str(m.message)]
     assert len(msgs) == 1 and "no C++ compiler 'no-such-cxx'" in msgs[0] and 'install g++' in msgs[0]
-    assert [p.suffix for p in tmp_path.iterdir()] == ['.so']          # the C library; nothing of the C++ module
+    assert sorted(p.name for p in tmp_path.iterdir() if p.suffix == '.so') == [midl.native.native_kernel().lib.name]   # the C library; nothing of the C++ module
 
 def test_native_kernel_is_built_once_and_reused(tmp_path):
-    lib = midl.sparse.build_native(cache=tmp_path)
+    lib = midl.native.build_native(cache=tmp_path)
     stamp = lib.stat().st_mtime_ns
-    assert midl.sparse.build_native(cache=tmp_path) == lib and lib.stat().st_mtime_ns == stamp
-    assert [p.name for p in tmp_path.iterdir()] == [lib.name]
+    assert midl.native.build_native(cache=tmp_path) == lib and lib.stat().st_mtime_ns == stamp
+    assert sorted(p.name for p in tmp_path.iterdir()) == sorted([lib.name, lib.with_suffix('.sha256').name, '.build.lock'])   # the library, its hash and the build lock
 
 def test_native_kernel_is_skipped_under_flop_counter_and_for_other_dtypes():
     lay = SparseMIDLayer(256, 0.25, rank=8).eval()
