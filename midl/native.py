@@ -4,7 +4,7 @@
 
 # %% ../nbs/03b_native.ipynb 3
 from __future__ import annotations
-import ctypes, hashlib, importlib.util, os, platform, shutil, subprocess, sys, sysconfig, tempfile, warnings
+import ctypes, hashlib, importlib.util, os, platform, shutil, statistics, subprocess, sys, sysconfig, tempfile, time, warnings
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
 from pathlib import Path
@@ -15,9 +15,9 @@ from torch.utils.flop_counter import FlopCounterMode
 from .math import topk_indices
 
 # %% auto 0
-__all__ = ['CSRC', 'NATIVE_FLAGS', 'SHIM_FLAGS', 'SANITIZE_FLAGS', 'PARALLEL_MIN', 'sanitizing', 'verified', 'lib_path',
-           'compile_cached', 'build_native', 'load_kernels', 'native_kernel', 'native_fits', 'topk_native',
-           'baseline_target', 'build_shim', 'native_shim']
+__all__ = ['CSRC', 'NATIVE_FLAGS', 'SHIM_FLAGS', 'SANITIZE_FLAGS', 'PARALLEL_MIN', 'ONE_THREAD', 'sanitizing', 'verified',
+           'lib_path', 'compile_cached', 'build_native', 'load_kernels', 'native_kernel', 'native_fits', 'topk_native',
+           'parallel_min_for', 'baseline_target', 'build_shim', 'native_shim']
 
 # %% ../nbs/03b_native.ipynb 6
 CSRC = Path(importlib.util.find_spec('midl').origin).parent / 'csrc'   # the kernels' sources, shipped as package data
@@ -199,12 +199,31 @@ def topk_native(alpha, k:int, kernels=None):
     status = (kernels or native_kernel()).topk(alpha.data_ptr(), idx.data_ptr(), alpha.shape[0], alpha.shape[1], k)
     return topk_indices(alpha, k).sort(-1).values if _status(status, k, alpha.shape[1]) else idx
 
-# %% ../nbs/03b_native.ipynb 26
+# %% ../nbs/03b_native.ipynb 22
+_SPLIT = {}                                                           # (d_in, d_out, k, threads) -> the parallel_min timed faster
+
+def parallel_min_for(run, rows:int, d_in:int, d_out:int, k:int, rounds:int=7) -> int:
+    "The `parallel_min` to hand a pass `run(parallel_min)` of `rows` rows: `PARALLEL_MIN`, except for a single row whose split over PyTorch's threads was timed slower than one thread here (then one thread). Timed once per (d_in, d_out, k, threads)."
+    threads = torch.get_num_threads()
+    if rows != 1 or threads == 1 or k * d_in < PARALLEL_MIN: return PARALLEL_MIN   # nothing to choose
+    key = (d_in, d_out, k, threads)
+    if key not in _SPLIT:
+        times = {PARALLEL_MIN: [], ONE_THREAD: []}
+        for i in range(2 * (rounds + 2)):                             # alternate, so that drifts hit both; 2 warm-ups each
+            pm = (PARALLEL_MIN, ONE_THREAD)[i % 2]
+            t0 = time.perf_counter(); run(pm); t = time.perf_counter() - t0
+            if i >= 4: times[pm].append(t)
+        _SPLIT[key] = min(times, key=lambda pm: statistics.median(times[pm]))
+    return _SPLIT[key]
+
+ONE_THREAD = 2**62                                                    # a parallel_min no pass reaches
+
+# %% ../nbs/03b_native.ipynb 29
 def baseline_target():
     "A baseline `-march` target for this machine's architecture (x86-64: 'x86-64-v2'), or None where there is none to compare."
     return {'x86_64': 'x86-64-v2', 'AMD64': 'x86-64-v2'}.get(platform.machine())
 
-# %% ../nbs/03b_native.ipynb 29
+# %% ../nbs/03b_native.ipynb 32
 def _torch_cpp_flags():
     "Compiler and linker flags for code that uses PyTorch's C++ API: its headers and libraries ship in the wheel."
     root, py = Path(torch.__file__).parent, sysconfig.get_paths()['include']

@@ -199,8 +199,10 @@ class SparseMIDLayer(MIDLayer):
         (down, gate_up), cheap_up, rich = m['alpha_proj']._modules.values(), m['f2']._modules['1'], m['f1']
         g, c, w = gate_up._parameters, cheap_up._parameters, rich._parameters
         budget = GATHER_BUDGET['native'] if self.gather_budget is None else self.gather_budget
-        return shim.forward(x, down._parameters['weight'], g['weight'], g['bias'], c['weight'], c['bias'], w['weight'], w['bias'],
-                            self.k, budget, _native.PARALLEL_MIN)   # it checks every tensor against W's and D's shapes: None if any differs
+        run = lambda pm: shim.forward(x, down._parameters['weight'], g['weight'], g['bias'], c['weight'], c['bias'], w['weight'],
+                                      w['bias'], self.k, budget, pm)   # it checks every tensor against W's and D's shapes: None if any differs
+        d_in = max(x.shape[-1] if x.dim() else 1, 1)
+        return run(_native.parallel_min_for(run, x.numel() // d_in, d_in, len(w['weight']), self.k))   # batch 1: threads by measurement
 
     def _native_now(self, x2):
         "Whether this pass runs natively (gate included): evaluation without dropout, statistics or gradients, kernel chosen and built, plain parts of this layer's shapes, the gather path, float32 CPU tensors, no tracer or FLOP counter. `forward` and `forward_dense` ask the same question of the same input."

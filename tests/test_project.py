@@ -5,6 +5,8 @@ import nbformat
 from nbdev.config import get_config
 from nbdev import test as nbdev_test
 
+ROOT = Path(__file__).resolve().parent.parent
+
 def test_slow_and_gpu_cells_are_skipped_by_nbdev_test(tmp_path):
     flags = get_config().tst_flags.split()
     assert set(flags) == {'slow', 'gpu'}                      # 'slow|gpu' would be one flag that no cell carries
@@ -72,3 +74,18 @@ def test_notebooks_that_nbdev_test_runs_write_only_under_out():
             bad += [f'{p.name}: {k} = {v!r}' for k, v in re.findall(r'''^(\w+_dir|readme)\s*=\s*['"]([^'"]*)['"]''', c.source, re.M)
                     if not v.startswith('../_out/')]
     assert not bad, f'nbdev_test runs these notebooks with outputs outside _out/: {bad}'
+
+def test_readme_speed_block_is_the_benchmark_report():
+    "The README's speed figures are the last `benchmarks/target_bench.py` report's, rounded: no number typed by hand."
+    import re, sys
+    sys.path.insert(0, str(ROOT / 'benchmarks'))
+    import target_bench
+    readme, report = (ROOT / 'README.md').read_text(), (ROOT / 'benchmarks/results/target_bench.md').read_text()
+    block = readme.split(target_bench.MARKS[0])[1].split(target_bench.MARKS[1])[0]
+    rows = [l for l in report.splitlines() if re.match(r'\| \d', l)]
+    lat = [float(re.search(r'\| ([\d.]+)x \(', l).group(1)) for l in rows]
+    train = [float(re.search(r'\| ([\d.]+)x \([\d.]+-[\d.]+;', l).group(1)) for l in rows]
+    assert len(rows) == 2 and 'default' in rows[0]
+    said = [float(v) for v in re.findall(r'([\d.]+)× \(\d thread', block)]
+    assert said == [round(v, 2) for v in lat] + [round(v, 2) for v in train], (said, lat, train)
+    assert report.split(';')[1].split('CPU: ')[1].split(' (')[0] in block   # the CPU it ran on
