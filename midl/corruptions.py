@@ -10,6 +10,7 @@ from pathlib import Path
 import numpy as np, torch
 from PIL import Image
 from scipy import ndimage
+from .files import atomic_write
 from .formats import CorruptDataError, md5sum
 from .data import ArrayDataset, DataNotFoundError, DatasetInfo, as_array_dataset, data_root, _download
 
@@ -317,7 +318,6 @@ def _generated_path(x, corruption, severity, seed, root) -> Path:
     return data_root(root)/'cifar10c-generated'/f'{corruption}-s{severity}-seed{seed}-{h.hexdigest()}.npy'
 
 def _save_npy(a, path):
-    from midl.experiment import atomic_write                       # here: midl.experiment imports the data modules
     def write(tmp):
         with open(tmp, 'wb') as f: np.save(f, a)
     atomic_write(path, write)

@@ -20,9 +20,7 @@ __all__ = ['ADULT_MD5', 'REGISTRY', 'DATASETS', 'APPROX_CIFAR10_MD5', 'DatasetIn
            'symmetric_label_noise', 'as_array_dataset', 'stratified_indices', 'stratified_subset', 'CorruptDataError',
            'check_labels', 'read_idx', 'write_idx', 'read_pickle', 'read_cifar_batch', 'read_svhn_mat', 'md5sum',
            'ADULT_COLUMNS', 'ADULT_NUMERIC', 'read_adult', 'adult_encoder', 'adult_features', 'PAD', 'UNK',
-           'imdb_tokenize', 'build_vocab', 'encode', 'pad_sequences', 'bag_of_words', 'CORRUPTIONS', 'CIFAR10_CLASSES',
-           'CIFAR10C_URL', 'CIFAR10C_MD5', 'load_cifar10c', 'plasma_fractal', 'corrupt_images', 'corrupt_dataset',
-           'known_md5s', 'find_items', 'import_item', 'import_folder', 'cache_listing', 'download', 'midl_data']
+           'imdb_tokenize', 'build_vocab', 'encode', 'pad_sequences', 'bag_of_words']
 
 # %% ../nbs/02_data.ipynb 7
 @dataclass
@@ -407,15 +405,4 @@ def stratified_subset(ds, per_class:int=None, n:int=None, seed:int=0):
 # %% ../nbs/02_data.ipynb 61
 _all_ = ['CorruptDataError', 'check_labels', 'read_idx', 'write_idx', 'read_pickle', 'read_cifar_batch', 'read_svhn_mat',
          'md5sum', 'ADULT_COLUMNS', 'ADULT_NUMERIC', 'read_adult', 'adult_encoder', 'adult_features', 'PAD', 'UNK',
-         'imdb_tokenize', 'build_vocab', 'encode', 'pad_sequences', 'bag_of_words',                # midl.formats
-         'CORRUPTIONS', 'CIFAR10_CLASSES', 'CIFAR10C_URL', 'CIFAR10C_MD5', 'load_cifar10c', 'plasma_fractal',
-         'corrupt_images', 'corrupt_dataset',                                                     # midl.corruptions
-         'known_md5s', 'find_items', 'import_item', 'import_folder', 'cache_listing', 'download', 'midl_data']  # midl.cache
-
-def __getattr__(name):
-    "A public name of `midl.corruptions` or `midl.cache`, imported on first use (PEP 562)."
-    if not name.startswith('__'):
-        from midl import corruptions, cache        # here, not at the top: both modules import this one
-        for m in (corruptions, cache):
-            if name in getattr(m, '__all__', ()): return getattr(m, name)
-    raise AttributeError(f'module {__name__!r} has no attribute {name!r}')
+         'imdb_tokenize', 'build_vocab', 'encode', 'pad_sequences', 'bag_of_words']                # midl.formats

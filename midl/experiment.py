@@ -17,15 +17,16 @@ import pandas as pd
 import torch
 from tqdm import tqdm
 import midl
+from .files import atomic_write, write_json_atomic, read_json, acquire_lock, release_lock
 from .train import TrainConfig, fit, evaluate, get_device
 from .metrics import executed_flops, ideal_flops, latency, peak_memory_mb, time_round_robin
 from .models import MODEL_VERSION
 
 # %% auto 0
-__all__ = ['RunSpec', 'record_spec', 'atomic_write', 'write_json_atomic', 'read_json', 'prepare_data', 'build', 'git_state',
-           'environment', 'efficiency', 'Trained', 'train_spec', 'provenance', 'run', 'robust_accuracy', 'result_path',
-           'model_path', 'NotReproducedWarning', 'restore_model', 'load_model', 'RunsFailedError', 'sweep',
-           'load_results', 'records_frame', 'pair_key', 'matches', 'quiet_latency_pass']
+__all__ = ['RunSpec', 'record_spec', 'prepare_data', 'build', 'git_state', 'environment', 'efficiency', 'Trained', 'train_spec',
+           'provenance', 'run', 'robust_accuracy', 'result_path', 'model_path', 'NotReproducedWarning', 'restore_model',
+           'load_model', 'RunsFailedError', 'sweep', 'load_results', 'records_frame', 'pair_key', 'matches',
+           'quiet_latency_pass']
 
 # %% ../nbs/07_experiment.ipynb 6
 @dataclass(frozen=True)
@@ -62,37 +63,7 @@ def record_spec(rec:dict):
     "The `RunSpec` of result record `rec`; a record without `model_version` was made before it existed: version 1."
     return RunSpec(**{'model_version': 1, **rec['spec']})
 
-# %% ../nbs/07_experiment.ipynb 9
-def atomic_write(path, write):
-    "Create `path` atomically: `write(tmp)` fills a temporary file in the same folder, which then replaces `path` (mode 0644)."
-    path = Path(path); path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f'.{path.name}.', suffix='.tmp'); os.close(fd)
-    try: write(tmp); os.chmod(tmp, 0o644); os.replace(tmp, path)   # mkstemp makes 0600 files: let others read results
-    except BaseException: Path(tmp).unlink(missing_ok=True); raise
-    return path
-
-def _dump_json(obj, tmp):
-    with open(tmp, 'w') as f:
-        json.dump(obj, f, indent=1, default=_json_default); f.flush(); os.fsync(f.fileno())
-
-def write_json_atomic(obj, path):
-    "Write `obj` as JSON to `path` atomically (temporary file in the same folder, then `os.replace`)."
-    return atomic_write(path, lambda tmp: _dump_json(obj, tmp))
-
-def _json_default(o):
-    if isinstance(o, (np.integer,)): return int(o)
-    if isinstance(o, (np.floating,)): return float(o)
-    if isinstance(o, (np.ndarray, torch.Tensor)): return o.tolist()
-    if isinstance(o, Path): return str(o)
-    if isinstance(o, tuple): return list(o)
-    raise TypeError(f"cannot store {type(o).__name__} in a result file")
-
-def read_json(path):
-    "Load a result file; a file that is not valid JSON raises an error naming it."
-    try: return json.loads(Path(path).read_text())
-    except json.JSONDecodeError as e: raise ValueError(f"{path} is not valid JSON ({e}); delete it to re-run that spec") from None
-
-# %% ../nbs/07_experiment.ipynb 12
+# %% ../nbs/07_experiment.ipynb 10
 def prepare_data(spec:RunSpec, root=None):
     "Train and test datasets for `spec`, plus facts about them for the record."
     from midl import data as D
@@ -114,7 +85,7 @@ def build(spec:RunSpec, train):
     torch.manual_seed(spec.seed)
     return build_model(train, layer=spec.layer, model_version=spec.model_version, **spec.model_config, **spec.layer_config)
 
-# %% ../nbs/07_experiment.ipynb 14
+# %% ../nbs/07_experiment.ipynb 12
 def git_state(path=None):
     "The git commit of the checkout at `path` (default: the one `midl` is imported from) and whether it has uncommitted changes; None outside git."
     d = str(Path(path) if path else Path(midl.__file__).resolve().parent.parent)
@@ -178,13 +149,13 @@ def run(spec:RunSpec, root=None, progress=False, model_path=None, workers:int=1)
 
 def robust_accuracy(model, test, spec, device, root=None):
     "Accuracy on the test set under `spec.corruption` at `spec.severity` (mean over the 15 types for 'all'), one fixed corrupted set."
-    from midl import data as D
-    names = D.CORRUPTIONS if spec.corruption == 'all' else [spec.corruption]
-    accs = [evaluate(model, D.corrupt_dataset(test, c, spec.severity, seed=0, root=root), device=device)['accuracy']   # seed 0 for every run
+    from midl.corruptions import CORRUPTIONS, corrupt_dataset
+    names = CORRUPTIONS if spec.corruption == 'all' else [spec.corruption]
+    accs = [evaluate(model, corrupt_dataset(test, c, spec.severity, seed=0, root=root), device=device)['accuracy']   # seed 0 for every run
             for c in names]
     return float(np.mean(accs))
 
-# %% ../nbs/07_experiment.ipynb 18
+# %% ../nbs/07_experiment.ipynb 16
 def result_path(results_dir, spec:RunSpec): return Path(results_dir)/f'{spec.key}.json'
 
 def model_path(models_dir, spec:RunSpec): return Path(models_dir)/f'{spec.key}.pt'
@@ -244,112 +215,10 @@ def _read_record(path, warn:bool=True):
 
 def _done(spec, results_dir, warn:bool=True): return _read_record(result_path(results_dir, spec), warn) is not None
 
-# %% ../nbs/07_experiment.ipynb 21
-_HOST = platform.node()
-
+# %% ../nbs/07_experiment.ipynb 19
 def _lock_path(results_dir, spec): return Path(results_dir)/f'{spec.key}.lock'
 
-def _pid_alive(pid:int):
-    "Whether process `pid` runs on this machine (off POSIX it is assumed to)."
-    if os.name != 'posix': return True
-    try: os.kill(pid, 0)                                           # signal 0: only asks whether it exists
-    except ProcessLookupError: return False
-    except PermissionError: pass                                    # it exists, as another user's
-    try: return Path(f'/proc/{pid}/stat').read_text().rsplit(') ', 1)[1][:1] != 'Z'   # Linux: a zombie has ended
-    except (OSError, IndexError): return True
-
-def _boot_id():
-    try: return Path('/proc/sys/kernel/random/boot_id').read_text().strip()[:8]
-    except OSError: return None
-
-def _proc_start(pid:int):
-    "When process `pid` started, as `<boot id>:<clock ticks after boot>` (Linux); None where unknown."
-    try: ticks = Path(f'/proc/{pid}/stat').read_text().rsplit(') ', 1)[1].split()[19]   # field 22, starttime
-    except (OSError, IndexError): return None
-    return f"{_boot_id() or '?'}:{ticks}"
-
-def _lock_text(pid:int=None):
-    "What the lock of process `pid` (default: this one) holds: `pid host start` ('-' for a start time not known)."
-    pid = pid or os.getpid()
-    return f"{pid} {_HOST} {_proc_start(pid) or '-'}\n"
-
-def _lock_owner(path):
-    "(pid, host, start) written in lock file `path` (host, start None when not written); None when it is gone or unreadable."
-    try: pid, *rest = Path(path).read_text().split(); pid = int(pid)
-    except (OSError, ValueError): return None
-    host, start = (rest + [None, None])[:2]
-    return pid, host, (None if start == '-' else start)
-
-def _owner_gone(owner):
-    "Why the process that wrote a lock holding `owner` has ended (a message), or None when it may still run."
-    pid, host, start = owner
-    if host not in (None, _HOST): return None                       # another machine's process: not checkable here
-    if not _pid_alive(pid): return f'its owner, pid {pid} on {host or "this host"}, has ended (killed or crashed)'
-    now = _proc_start(pid)
-    if start and now and now != start:
-        return f'its owner, pid {pid} on {host}, has ended: that pid now belongs to another process (started {now}, not {start})'
-    return None
-
-def _create_exclusive(path, text):
-    "Create `path` holding `text` unless it exists; True when this call created it."
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f'.{path.name}.', suffix='.tmp')
-    try:
-        with os.fdopen(fd, 'w') as f: f.write(text)
-        os.chmod(tmp, 0o644)
-        try: os.link(tmp, path); return True                         # atomic, and complete the moment it exists
-        except FileExistsError: return False
-        except OSError: pass                                         # a file system without hard links
-        try: fd = os.open(path, os.O_CREAT | os.O_EXCL | os.O_WRONLY, 0o644)
-        except FileExistsError: return False
-        with os.fdopen(fd, 'w') as f: f.write(text)
-        return True
-    finally: Path(tmp).unlink(missing_ok=True)
-
-def _take_stale(path, owner):
-    "Remove the stale lock `path` left by the dead `owner`, unless another process has replaced it meanwhile; True when removed."
-    tomb = path.with_name(f'.{path.name}.stale.{os.getpid()}')
-    try: os.rename(path, tomb)
-    except FileNotFoundError: return False
-    except OSError as e: raise RuntimeError(f"cannot remove the stale lock {path} ({e}); delete it by hand, then run again") from None
-    if _lock_owner(tomb) == owner: tomb.unlink(missing_ok=True); return True
-    try: os.link(tomb, path)                                        # we moved a fresh lock: put it back
-    except OSError: pass
-    tomb.unlink(missing_ok=True)
-    return False
-
-_UNREADABLE_STALE_S = 5         # a lock empty or unreadable this long: its writer died while creating it
-
-def _mtime_age(path):
-    try: return time.time() - path.stat().st_mtime
-    except OSError: return None
-
-def _acquire_lock(path, wait_s:float=_UNREADABLE_STALE_S + 10):
-    "Take lock file `path` for this process: None when taken, else the pid of the live process holding it. A stale lock is taken over with a warning; never waits much longer than `wait_s` seconds."
-    path = Path(path); t0 = time.monotonic(); unreadable_since = None
-    while True:
-        if _create_exclusive(path, _lock_text()): return None
-        owner = _lock_owner(path)
-        if owner:
-            unreadable_since = None
-            if (why := _owner_gone(owner)) is None: return owner[0]
-            if _take_stale(path, owner): warnings.warn(f'took over the stale lock {path}: {why}', stacklevel=2)
-        elif path.exists():                                           # empty or garbled: being written, or its writer died
-            unreadable_since = unreadable_since or time.monotonic()
-            waited, age = time.monotonic() - unreadable_since, _mtime_age(path)
-            if max(waited, age or 0) > _UNREADABLE_STALE_S and _take_stale(path, None):
-                warnings.warn(f'took over the stale lock {path}: it stayed empty or unreadable for over {_UNREADABLE_STALE_S} s '
-                              '(its owner died while creating it)', stacklevel=2)
-            else: time.sleep(0.05)
-        if time.monotonic() - t0 > wait_s:                             # other processes keep taking and freeing it
-            raise RuntimeError(f"cannot take the lock {path} within {wait_s:.0f} s; "
-                               f"if no sweep is running on {path.parent}, delete {path} and run again")
-
-def _release_lock(path):
-    "Remove lock file `path` if this process holds it."
-    owner = _lock_owner(path)
-    if owner and owner[0] == os.getpid() and owner[1] in (None, _HOST): Path(path).unlink(missing_ok=True)
-
-# %% ../nbs/07_experiment.ipynb 24
+# %% ../nbs/07_experiment.ipynb 22
 def _die_with_parent(parent:int):
     "Worker initializer: end this process when process `parent` (the sweep) dies, even by SIGKILL."
     if sys.platform.startswith('linux'):
@@ -360,7 +229,7 @@ def _die_with_parent(parent:int):
         os._exit(1)                                                  # orphaned (also: the parent died before prctl)
     threading.Thread(target=watch, daemon=True, name='die-with-parent').start()
 
-# %% ../nbs/07_experiment.ipynb 26
+# %% ../nbs/07_experiment.ipynb 24
 class RunsFailedError(RuntimeError):
     "Runs of a sweep failed: `.errors` lists `(key, error_file, last_line)`, `.records` holds the finished records."
     def __init__(self, msg, errors=(), records=()):
@@ -379,8 +248,8 @@ def _save_run(spec, results_dir, rec):
 def _claim(spec, results_dir):
     "Take `spec`'s lock for this process: None when taken, else its status: ('locked', pid), or ('done', None) when another sweep finished it meanwhile."
     lock = _lock_path(results_dir, spec)
-    if (owner := _acquire_lock(lock)) is not None: return 'locked', owner
-    if _done(spec, results_dir, warn=False): _release_lock(lock); return 'done', None
+    if (owner := acquire_lock(lock)) is not None: return 'locked', owner
+    if _done(spec, results_dir, warn=False): release_lock(lock); return 'done', None
     return None
 
 def _run_and_save(spec, results_dir, root, threads, models_dir=None, workers:int=1):
@@ -391,7 +260,7 @@ def _run_and_save(spec, results_dir, root, threads, models_dir=None, workers:int
         _save_run(spec, results_dir, run(spec, root, model_path=model_path(models_dir, spec) if models_dir else None, workers=workers))
         return 'ran', None
     try: return _attempt(go, results_dir, spec)
-    finally: _release_lock(_lock_path(results_dir, spec))
+    finally: release_lock(_lock_path(results_dir, spec))
 
 def _attempt(call, results_dir, spec):
     "`call()`, with an exception around the run (a worker killed, a lock that cannot be taken) as a failure."
@@ -464,7 +333,7 @@ def load_results(results_dir, tag:str=None):
     recs = [r for p in sorted(Path(results_dir).glob('*.json')) if (r := _read_record(p)) is not None]
     return [r for r in recs if tag is None or r['spec'].get('tag') == tag]
 
-# %% ../nbs/07_experiment.ipynb 35
+# %% ../nbs/07_experiment.ipynb 33
 _RAY_RETRIES = 2                    # a run whose worker process or node dies is tried again this many times
 
 def _ray():
@@ -520,12 +389,12 @@ def _sweep_ray(todo, finished, results_dir, root, workers, threads, models_dir, 
                 (ref,), _ = ray.wait(list(refs))
                 s = refs.pop(ref)
                 try: finished(s, *_attempt(lambda: _ray_collect(ray, ref, s, results_dir, models_dir), results_dir, s))
-                finally: _release_lock(_lock_path(results_dir, s))
+                finally: release_lock(_lock_path(results_dir, s))
         finally:                                                    # interrupted: stop the rest, free their specs
-            for ref, s in refs.items(): ray.cancel(ref, force=True); _release_lock(_lock_path(results_dir, s))
+            for ref, s in refs.items(): ray.cancel(ref, force=True); release_lock(_lock_path(results_dir, s))
 
 
-# %% ../nbs/07_experiment.ipynb 40
+# %% ../nbs/07_experiment.ipynb 38
 def records_frame(records):
     "One row per record: spec fields, `layer_config` entries prefixed `cfg_`, and metrics."
     rows = []
@@ -546,7 +415,7 @@ def matches(rec:dict, where=None):
     if isinstance(where, dict): return all(rec['spec'].get(k) == v for k, v in where.items())
     return any(matches(rec, w) for w in where)
 
-# %% ../nbs/07_experiment.ipynb 43
+# %% ../nbs/07_experiment.ipynb 41
 def quiet_latency_pass(results_dir, threads:int=1, repeats:int=30, warmup:int=5, root=None, redo:bool=False, progress:bool=True):
     "Re-time every record in `results_dir` without a `latency_pass` (all with `redo`: their pass replaced) in this process; returns how many. Each record is written back to its own file, so a second pass adds nothing."
     from midl import data as D
@@ -568,7 +437,7 @@ def quiet_latency_pass(results_dir, threads:int=1, repeats:int=30, warmup:int=5,
                 if 'latency_during_training' not in r:                  # a redo keeps the values of training
                     r['latency_during_training'] = {k: r['metrics'].get(k) for k in ('latency_ms', 'latency_iqr_ms')}
                 r['metrics'].update(latency_ms=t['median_ms'], latency_iqr_ms=t['iqr_ms'])
-                r['latency_pass'] = dict(threads=threads, repeats=repeats, warmup=warmup, round_robin_with=len(rs), host=_HOST,
+                r['latency_pass'] = dict(threads=threads, repeats=repeats, warmup=warmup, round_robin_with=len(rs), host=platform.node(),
                                          torch=torch.__version__, finished=datetime.now(timezone.utc).isoformat(timespec='seconds'))
                 write_json_atomic(r, p)                                 # its own file: never a second record of a run
     finally: torch.set_num_threads(before)

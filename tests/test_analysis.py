@@ -6,7 +6,7 @@ from midl.metrics import reliability, ece, neuron_mi
 from midl.models import build_model
 from midl.experiment import RunSpec, sweep, load_model, model_path
 from midl.train import evaluate
-from midl.reproduce import table3_specs, table4_specs, table6_specs, table7_specs, table8_specs, ABLATIONS
+from midl.plan import table3_specs, table4_specs, table6_specs, table7_specs, table8_specs, ABLATIONS
 
 def _data(n=120, d=20, c=3, seed=0):
     g = torch.Generator().manual_seed(seed)

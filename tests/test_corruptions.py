@@ -1,7 +1,7 @@
 "CIFAR-10-C: the 15 generated corruptions, the released files, and corrupt_dataset's choice between them."
 from pathlib import Path
 import numpy as np, pytest, torch
-from midl import corruptions as C, data as D
+from midl import cache as K, corruptions as C, data as D
 
 def smooth_images(n=3, c=3, size=32, seed=0):
     from scipy import ndimage
@@ -11,13 +11,13 @@ def smooth_images(n=3, c=3, size=32, seed=0):
     a[:, :, size // 4: size // 2, size // 4: 3 * size // 4] = 0.9
     return torch.from_numpy(a.astype(np.float32))
 
-@pytest.mark.parametrize('name', D.CORRUPTIONS)
+@pytest.mark.parametrize('name', C.CORRUPTIONS)
 def test_corruption_shape_dtype_range_seed_and_severity(name):
     imgs = smooth_images()
-    out = {s: D.corrupt_images(imgs, name, s, seed=0) for s in (1, 5)}
+    out = {s: C.corrupt_images(imgs, name, s, seed=0) for s in (1, 5)}
     for o in out.values(): assert o.shape == imgs.shape and o.dtype == torch.uint8
-    assert torch.equal(D.corrupt_images(imgs, name, 5, seed=0), out[5])
-    assert torch.equal(D.corrupt_images(imgs[0], name, 5, seed=0), D.corrupt_images(imgs[:1], name, 5, seed=0)[0])
+    assert torch.equal(C.corrupt_images(imgs, name, 5, seed=0), out[5])
+    assert torch.equal(C.corrupt_images(imgs[0], name, 5, seed=0), C.corrupt_images(imgs[:1], name, 5, seed=0)[0])
     l1 = {s: float((o.float() / 255 - imgs).abs().mean()) for s, o in out.items()}
     assert l1[5] > 0.005
     if name == 'frost':                    # published weights: the image fades, the frost layer grows
@@ -25,22 +25,22 @@ def test_corruption_shape_dtype_range_seed_and_severity(name):
         assert corr[5] < corr[1]
     elif name != 'elastic_transform':      # its affine jitter shrinks with severity (see the notebook)
         assert l1[1] < l1[5], l1
-    gray = D.corrupt_images(smooth_images(2, c=1, size=28), name, 3)
+    gray = C.corrupt_images(smooth_images(2, c=1, size=28), name, 3)
     assert gray.shape == (2, 1, 28, 28)
 
 def test_corruption_uint8_input_and_errors():
     u = (smooth_images() * 255).to(torch.uint8)
-    assert D.corrupt_images(u, 'contrast', 5).float().std() < u.float().std()
-    with pytest.raises(ValueError, match='unknown corruption'): D.corrupt_images(u, 'rain')
-    with pytest.raises(ValueError, match='severity'): D.corrupt_images(u, 'fog', 0)
+    assert C.corrupt_images(u, 'contrast', 5).float().std() < u.float().std()
+    with pytest.raises(ValueError, match='unknown corruption'): C.corrupt_images(u, 'rain')
+    with pytest.raises(ValueError, match='severity'): C.corrupt_images(u, 'fog', 0)
 
 def test_corrupt_dataset_generated():
     te = D.get_dataset('digits', train=False)
-    c = D.corrupt_dataset(te, 'impulse_noise', 5, seed=1)
+    c = C.corrupt_dataset(te, 'impulse_noise', 5, seed=1)
     assert c.corruption_source == 'generated' and len(c) == len(te) and torch.equal(c.targets, te.targets)
     assert c[0][0].shape == te[0][0].shape and c[0][0].max() <= 1
     with pytest.raises(ValueError, match='images'):
-        D.corrupt_dataset(D.ArrayDataset(torch.zeros(2, 3), [0, 1], ['a', 'b'], modality='tabular'), 'fog')
+        C.corrupt_dataset(D.ArrayDataset(torch.zeros(2, 3), [0, 1], ['a', 'b'], modality='tabular'), 'fog')
 
 def write_cifar10c(root, n=10, corruptions=('fog',)):
     d = Path(root)/'CIFAR-10-C'; d.mkdir(parents=True, exist_ok=True)
@@ -52,20 +52,20 @@ def write_cifar10c(root, n=10, corruptions=('fog',)):
 def test_cifar10c_released_files(tmp_path):
     d = write_cifar10c(tmp_path)
     for s in range(1, 6):
-        ds = D.load_cifar10c('fog', s, root=tmp_path)
+        ds = C.load_cifar10c('fog', s, root=tmp_path)
         assert len(ds) == 10 and int(ds.x.max()) == s and ds.x.shape == (10, 3, 32, 32) and ds.corruption_source == 'released'
     np.save(d/'snow.npy', np.zeros((50, 32, 32), np.uint8))
-    with pytest.raises(D.CorruptDataError, match='expected'): D.load_cifar10c('snow', 1, root=tmp_path)
+    with pytest.raises(D.CorruptDataError, match='expected'): C.load_cifar10c('snow', 1, root=tmp_path)
     (d/'frost.npy').write_bytes((d/'fog.npy').read_bytes()[:5000])
-    with pytest.raises(D.CorruptDataError, match='truncated'): D.load_cifar10c('frost', 1, root=tmp_path)
-    with pytest.raises(D.DataNotFoundError, match='midl_data import'): D.load_cifar10c('glass_blur', 1, root=tmp_path)
+    with pytest.raises(D.CorruptDataError, match='truncated'): C.load_cifar10c('frost', 1, root=tmp_path)
+    with pytest.raises(D.DataNotFoundError, match='midl_data import'): C.load_cifar10c('glass_blur', 1, root=tmp_path)
 
 def test_corrupt_dataset_prefers_released_for_full_cifar10_test(tmp_path):
     write_cifar10c(tmp_path, n=10000)
-    test = D.ArrayDataset(torch.zeros(10000, 3, 32, 32, dtype=torch.uint8), np.arange(10000) % 10, D.CIFAR10_CLASSES,
+    test = D.ArrayDataset(torch.zeros(10000, 3, 32, 32, dtype=torch.uint8), np.arange(10000) % 10, C.CIFAR10_CLASSES,
                           name='cifar10', train=False)
-    assert D.corrupt_dataset(test, 'fog', 2, root=tmp_path).corruption_source == 'released'
-    assert D.corrupt_dataset(test.subset(np.arange(5), subset_indices=np.arange(5)), 'fog', 2, root=tmp_path).corruption_source == 'generated'
+    assert C.corrupt_dataset(test, 'fog', 2, root=tmp_path).corruption_source == 'released'
+    assert C.corrupt_dataset(test.subset(np.arange(5), subset_indices=np.arange(5)), 'fog', 2, root=tmp_path).corruption_source == 'generated'
 
 def test_corruptions_are_top_level_functions_in_order():
     assert tuple(f.__name__ for f in C._CORRUPTION_FNS.values()) == C.CORRUPTIONS
@@ -119,7 +119,7 @@ def test_pixelate_is_pillow_box_on_uint8():
     assert (C.pixelate(px, 4, None) * 255)[0, 0, :, 0].round(9).tolist() == [10, 71, 71, 130]     # 70.5 → 71
     from PIL import Image
     u = (smooth_images(2) * 255).to(torch.uint8)
-    out = D.corrupt_images(u, 'pixelate', 2)
+    out = C.corrupt_images(u, 'pixelate', 2)
     for im, o in zip(u, out):
         ref = Image.fromarray(im.permute(1, 2, 0).numpy()).resize((28, 28), Image.BOX).resize((32, 32), Image.BOX)
         assert np.array_equal(np.asarray(ref), o.permute(1, 2, 0).numpy())
@@ -151,7 +151,7 @@ def test_frost_crop_blend_and_channels(frost_cache):
 
 def test_frost_without_photographs_names_the_fix(tmp_path):
     with pytest.raises(C.FrostPhotosNotFoundError, match='midl_data import') as e:
-        D.corrupt_images(smooth_images(1), 'frost', 3, root=tmp_path/'empty')
+        C.corrupt_images(smooth_images(1), 'frost', 3, root=tmp_path/'empty')
     msg = str(e.value)
     assert C.FROST_URL in msg and isinstance(e.value, D.DataNotFoundError)
     assert 0 < msg.index('online: midl_data download cifar10c_frost') < msg.index('offline: midl_data import FOLDER')
@@ -177,13 +177,13 @@ def fake_download(tmp_path, monkeypatch):
 
 def test_download_frost_fills_the_cache(tmp_path, fake_download):
     calls, _ = fake_download; root = tmp_path/'c'
-    assert D.download(['cifar10c_frost'], root=root, log=lambda s: None) == {'cifar10c_frost': 'ok'}
+    assert K.download(['cifar10c_frost'], root=root, log=lambda s: None) == {'cifar10c_frost': 'ok'}
     assert calls == [C.FROST_DOWNLOAD_URL + f for f in C.FROST_INFO.meta]
     assert C.FROST_INFO.available(root) and not list(root.glob('.*'))            # no staging folder left
-    assert D.corrupt_images(smooth_images(1), 'frost', 3, root=root).shape == (1, 3, 32, 32)
+    assert C.corrupt_images(smooth_images(1), 'frost', 3, root=root).shape == (1, 3, 32, 32)
     C.check_corruption_inputs('all', root)
     calls.clear()
-    assert D.midl_data(['--root', str(root), 'download', 'cifar10c_frost']) == 0 and calls == []    # all there: nothing fetched
+    assert K.midl_data(['--root', str(root), 'download', 'cifar10c_frost']) == 0 and calls == []    # all there: nothing fetched
     (root/C.FROST_INFO.folder/'frost2.png').write_bytes(b'damaged')
     assert C.download_frost(root, log=lambda s: None) == ['frost2.png']           # a file with another md5 is fetched again
 
@@ -193,7 +193,7 @@ def test_download_frost_wrong_md5_installs_nothing(tmp_path, fake_download, caps
     with pytest.raises(D.CorruptDataError, match=r'frost3\.png has md5 \w+, not the official'):
         C.download_frost(root, log=lambda s: None)
     assert list(root.rglob('*')) == []                                          # not even frost1.png, frost2.png
-    assert D.midl_data(['--root', str(root), 'download', 'cifar10c_frost']) == 1
+    assert K.midl_data(['--root', str(root), 'download', 'cifar10c_frost']) == 1
     out = capsys.readouterr().out
     assert 'cifar10c_frost: FAILED' in out and 'frost3.png has md5' in out and list(root.rglob('*')) == []
     bad['frost3.png'] = OSError('no network')                                   # offline: the error says what to do instead
@@ -215,28 +215,28 @@ def test_midl_data_imports_the_frost_photographs(tmp_path):
     if not (src/C.FROST_INFO.folder).is_dir():                # the real files, md5-checked; else synthetic ones (no md5)
         src = tmp_path/'src'; write_frost(src)
     root = tmp_path/'c'
-    assert [i[0] for i in D.find_items(src) if i[0] == C.FROST_INFO.folder] == [C.FROST_INFO.folder]
+    assert [i[0] for i in K.find_items(src) if i[0] == C.FROST_INFO.folder] == [C.FROST_INFO.folder]
     from midl import cache
-    item = [i for i in D.find_items(src) if i[0] == C.FROST_INFO.folder][0]
+    item = [i for i in K.find_items(src) if i[0] == C.FROST_INFO.folder][0]
     status = cache.import_item(*item, root, log=lambda s: None)
     assert status == ('installed' if src == Path('/work/shared/data') else 'failed')      # synthetic files: md5 mismatch
     if status == 'installed':
         assert C.FROST_INFO.available(root)
-        assert D.known_md5s()['cifar10c-frost/frost1.png'] == {'6ead634ace1f366d77e87078b465863c': 'official'}
-        assert D.corrupt_images(smooth_images(1), 'frost', 3, root=root).shape == (1, 3, 32, 32)
+        assert K.known_md5s()['cifar10c-frost/frost1.png'] == {'6ead634ace1f366d77e87078b465863c': 'official'}
+        assert C.corrupt_images(smooth_images(1), 'frost', 3, root=root).shape == (1, 3, 32, 32)
 
 def test_corrupt_dataset_caches_generated_sets(frost_cache, monkeypatch):
     te = D.get_dataset('digits', train=False).subset(np.arange(40))
-    first = D.corrupt_dataset(te, 'glass_blur', 2, seed=3)
+    first = C.corrupt_dataset(te, 'glass_blur', 2, seed=3)
     files = list((frost_cache/'cifar10c-generated').glob('glass_blur-s2-seed3-*.npy'))
     assert len(files) == 1
     def boom(*a, **k): raise AssertionError('generated again instead of read from the cache')
     monkeypatch.setattr(C, 'corrupt_images', boom)
-    assert torch.equal(D.corrupt_dataset(te, 'glass_blur', 2, seed=3).x, first.x)
-    with pytest.raises(AssertionError, match='generated again'): D.corrupt_dataset(te, 'glass_blur', 2, seed=4)   # other key
+    assert torch.equal(C.corrupt_dataset(te, 'glass_blur', 2, seed=3).x, first.x)
+    with pytest.raises(AssertionError, match='generated again'): C.corrupt_dataset(te, 'glass_blur', 2, seed=4)   # other key
     monkeypatch.undo(); monkeypatch.setenv('MIDL_DATA', str(frost_cache))
     files[0].write_bytes(files[0].read_bytes()[:500])                        # truncated: regenerated, with a warning
-    with pytest.warns(UserWarning, match='unreadable'): again = D.corrupt_dataset(te, 'glass_blur', 2, seed=3)
+    with pytest.warns(UserWarning, match='unreadable'): again = C.corrupt_dataset(te, 'glass_blur', 2, seed=3)
     assert torch.equal(again.x, first.x) and np.load(files[0]).shape == tuple(te.x.shape)
     other = te.subset(np.arange(40)); other.x = other.x.clone(); other.x[0, 0, 0, 0] += 0.5
     assert C._generated_path(other.x, 'glass_blur', 2, 3, None) != files[0]          # the images' bytes are in the key
@@ -249,7 +249,7 @@ def test_robust_accuracy_uses_one_fixed_corrupted_test_set(tmp_path, monkeypatch
     te = D.get_dataset('digits', train=False).subset(np.arange(20))
     calls = []
     def spy(ds, c, severity, seed=0, root=None, **k): calls.append((c, severity, seed, root)); return ds
-    monkeypatch.setattr(D, 'corrupt_dataset', spy, raising=False)
+    monkeypatch.setattr(C, 'corrupt_dataset', spy)
     model = torch.nn.Sequential(torch.nn.Flatten(), torch.nn.Linear(64, 10))
     for seed in (1, 2): robust_accuracy(model, te, RunSpec(seed=seed, corruption='fog'), 'cpu', root=tmp_path)
     assert calls == [('fog', 3, 0, tmp_path)] * 2

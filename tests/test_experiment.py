@@ -2,7 +2,7 @@
 import json, os, signal, subprocess, sys, textwrap, time, warnings
 from pathlib import Path
 import pandas as pd, pytest
-from midl import experiment as E
+from midl import experiment as E, files as F
 from midl.experiment import RunSpec, write_json_atomic, read_json, sweep
 
 def test_spec_key_is_stable_and_distinguishes_fields():
@@ -21,8 +21,8 @@ def test_killed_write_leaves_no_broken_file(tmp_path):
             def __iter__(self):
                 for i in range(10**9):
                     time.sleep(0.001); yield i
-        import midl.experiment as E
-        E._json_default = lambda o: list(o)        # serialise the endless generator slowly
+        import midl.files as F
+        F._json_default = lambda o: list(o)        # serialise the endless generator slowly
         write_json_atomic({{'x': Slow()}}, {str(target)!r})
     """)
     p = subprocess.Popen([sys.executable, '-c', code])
@@ -122,10 +122,10 @@ def test_spec_locked_by_a_live_process_is_skipped_and_a_stale_lock_taken_over(tm
 
 def test_lock_is_exclusive(tmp_path):
     lock = tmp_path / 'k.lock'
-    assert E._acquire_lock(lock) is None and E._acquire_lock(lock) == os.getpid()   # held by a live process: us
-    E._release_lock(lock); assert not lock.exists()
+    assert F.acquire_lock(lock) is None and F.acquire_lock(lock) == os.getpid()   # held by a live process: us
+    F.release_lock(lock); assert not lock.exists()
     lock.write_text('999999999 ' + os.uname().nodename)                 # no such pid: stale, taken over
-    assert E._acquire_lock(lock) is None and lock.read_text().split()[0] == str(os.getpid())
+    assert F.acquire_lock(lock) is None and lock.read_text().split()[0] == str(os.getpid())
 
 def test_result_and_error_files_are_readable_by_others(tmp_path, monkeypatch):
     E.write_json_atomic({'a': 1}, tmp_path / 'r.json')
@@ -208,9 +208,9 @@ def test_quiet_latency_pass_is_idempotent(tmp_path):
     assert all(set(r) == set(o) for r, o in zip(again, once))
 
 def _hold_lock_and_die(lock):
-    "Start a process that takes `lock` with `_acquire_lock`, then kill it with SIGKILL (and reap it); returns its lock text."
-    code = ("import sys, time\nfrom midl import experiment as E\n"
-            "assert E._acquire_lock(sys.argv[1]) is None\nprint('held', flush=True)\ntime.sleep(600)\n")
+    "Start a process that takes `lock` with `acquire_lock`, then kill it with SIGKILL (and reap it); returns its lock text."
+    code = ("import sys, time\nfrom midl import files as F\n"
+            "assert F.acquire_lock(sys.argv[1]) is None\nprint('held', flush=True)\ntime.sleep(600)\n")
     p = subprocess.Popen([sys.executable, '-c', code, str(lock)], stdout=subprocess.PIPE, text=True)
     try: assert p.stdout.readline().strip() == 'held'
     finally: p.kill(); p.wait(); p.stdout.close()
@@ -222,22 +222,22 @@ def test_lock_of_a_killed_owner_goes_stale_even_when_its_pid_is_reused(tmp_path)
     lock = tmp_path / 'k.lock'
     text = _hold_lock_and_die(lock)                                      # SIGKILL: no `finally` released it
     with pytest.warns(UserWarning, match=rf'stale lock {lock}.*pid {text.split()[0]}'):
-        assert E._acquire_lock(lock) is None
-    assert E._lock_owner(lock)[0] == os.getpid(); E._release_lock(lock); assert not lock.exists()
+        assert F.acquire_lock(lock) is None
+    assert F.lock_owner(lock)[0] == os.getpid(); F.release_lock(lock); assert not lock.exists()
     text = _hold_lock_and_die(lock)
     p = sleeper()                                                        # the dead owner's pid, reused by another process
     try:
         lock.write_text(text.replace(text.split()[0], str(p.pid), 1))
         with pytest.warns(UserWarning, match=rf'stale lock {lock}.*pid {p.pid}'):
-            assert E._acquire_lock(lock) is None
-        assert E._lock_owner(lock)[0] == os.getpid()
+            assert F.acquire_lock(lock) is None
+        assert F.lock_owner(lock)[0] == os.getpid()
     finally: p.kill(); p.wait()
-    E._release_lock(lock)
+    F.release_lock(lock)
     p = sleeper()                                                        # ... while the process that wrote it still runs:
     try:
-        live = E._lock_text(p.pid); assert live and live.split()[0] == str(p.pid)
+        live = F.lock_text(p.pid); assert live and live.split()[0] == str(p.pid)
         lock.write_text(live)
-        assert E._acquire_lock(lock) == p.pid                           # held
+        assert F.acquire_lock(lock) == p.pid                           # held
     finally: p.kill(); p.wait()
 
 def test_lock_left_empty_by_a_dead_owner_is_taken_in_bounded_time(tmp_path):
@@ -246,9 +246,9 @@ def test_lock_left_empty_by_a_dead_owner_is_taken_in_bounded_time(tmp_path):
     lock.write_text('')
     t = time.monotonic()
     with pytest.warns(UserWarning, match=rf'stale lock {lock}'):
-        assert E._acquire_lock(lock) is None
-    assert time.monotonic() - t < E._UNREADABLE_STALE_S + 5 and E._lock_owner(lock)[0] == os.getpid()
-    E._release_lock(lock); assert not lock.exists()
+        assert F.acquire_lock(lock) is None
+    assert time.monotonic() - t < F.UNREADABLE_STALE_S + 5 and F.lock_owner(lock)[0] == os.getpid()
+    F.release_lock(lock); assert not lock.exists()
 
 def test_sweep_takes_over_the_lock_of_a_killed_sweep(tmp_path, monkeypatch):
     "Issue 22, defect 8: the next sweep runs a spec whose lock a killed process left, with a message naming the lock."

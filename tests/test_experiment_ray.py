@@ -1,7 +1,7 @@
 "The Ray engine of `sweep` (issue 16): the local engine's records, resume, failures, killed workers retried, no Ray."
 import importlib.util, os, sys, types
 import pytest, torch
-from midl import experiment as E, reproduce as R
+from midl import experiment as E, plan as P, reproduce as R
 from midl.experiment import RunSpec, RunsFailedError, sweep, result_path, model_path
 
 needs_ray = pytest.mark.skipif(importlib.util.find_spec('ray') is None, reason='Ray is not installed (pip install "midl[ray]")')
@@ -120,8 +120,8 @@ def test_midl_reproduce_passes_the_engine(tmp_path, monkeypatch):
     monkeypatch.setattr(R, 'reproduce', lambda *a, **kw: got.append(kw) or 'summary')
     assert R.main(['--engine', 'ray', '--address', 'auto', '--out', str(tmp_path)]) == 0
     assert (got[0]['engine'], got[0]['address']) == ('ray', 'auto')
-    monkeypatch.setattr(R, 'sweep', lambda specs, res, **kw: got.append(kw) or [])
-    R.run_experiment('table8', ['digits'], 'smoke', [0], epochs=1, results_dir=tmp_path, engine='ray', address='auto')
+    monkeypatch.setattr(P, 'sweep', lambda specs, res, **kw: got.append(kw) or [])
+    P.run_experiment('table8', ['digits'], 'smoke', [0], epochs=1, results_dir=tmp_path, engine='ray', address='auto')
     assert (got[1]['engine'], got[1]['address']) == ('ray', 'auto')
 
 def test_experiment_notebooks_take_engine_and_address():

@@ -2,7 +2,7 @@
 import json
 from pathlib import Path
 import nbformat, pytest, torch
-from midl import reproduce as R
+from midl import plan as P, reproduce as R
 from midl.experiment import prepare_data
 
 NBS = Path(__file__).resolve().parent.parent/'nbs'
@@ -13,10 +13,10 @@ def write_nb(path, *sources, params=None):
     nb.cells += [nbformat.v4.new_code_cell(s) for s in sources]
     nbformat.write(nb, str(path)); return path
 
-@pytest.mark.parametrize('scale', list(R.SCALES))
+@pytest.mark.parametrize('scale', list(P.SCALES))
 def test_digits_fits_every_scale(scale):
     # the embedded set has 1,347 training samples; the default scale's 2,000 used to fail every run
-    for spec in R.table8_specs(['digits'], scale):
+    for spec in P.table8_specs(['digits'], scale):
         _, _, info = prepare_data(spec)
         assert (info['n_train'], info['n_test']) == (1347, 450)
 
