@@ -7,6 +7,7 @@ from __future__ import annotations
 import argparse, gzip, hashlib, json, shutil, sys, tarfile, tempfile, time
 from pathlib import Path
 import pandas as pd
+from .docstrings import documented
 from .formats import CorruptDataError, md5sum, _reading
 from .data import REGISTRY, DATASETS, APPROX_CIFAR10_MD5, DataNotFoundError, data_root, get_dataset, _tv
 from .corruptions import CORRUPTIONS, CIFAR10C_INFO, FROST_INFO, load_cifar10c, download_frost
@@ -230,8 +231,14 @@ def download(names, root=None, log=print) -> dict:
         log(f'{n}: ' + ('in the cache' if res[n] == 'ok' else f'FAILED ({res[n]})'))
     return res
 
-def midl_data(argv=None) -> int:
-    "Command line: `midl_data [--root DIR] import FOLDER [--force]`, `... download NAME...` or `... list`."
+@documented
+def midl_data(argv:list=None, # the command's arguments (default: `sys.argv[1:]`)
+             ) -> int: # the exit status: 0 done, 1 an item failed, 2 a bad folder
+    """Command line: `midl_data [--root DIR] import FOLDER [--force]`, `... download NAME...` or `... list`; returns the exit status.
+
+    Example: `midl_data import ../shared/data` fills the cache from a local copy (md5s checked, a manifest recorded);
+    `midl_data download mnist svhn` fetches datasets online; `midl_data list` shows what the cache holds. Exit status:
+    0 done, 1 an item failed, 2 a bad argument or folder. In Python: `midl_data(['list'])`."""
     p = argparse.ArgumentParser(prog='midl_data', description='Manage the midl data cache (root: --root, else $MIDL_DATA, '
                                 'else $XDG_CACHE_HOME/midl/data or ~/.cache/midl/data).')
     p.add_argument('--root', help='the data cache folder')

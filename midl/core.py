@@ -8,6 +8,7 @@ import math, numbers
 from contextlib import contextmanager
 import torch
 from torch import nn
+from .docstrings import documented
 from .math import topk_mask
 
 # %% auto 0
@@ -30,10 +31,18 @@ def resolve_top_k(top_k, d):
     return max(1, min(d, math.floor(top_k * d + 0.5)))        # nearest count, halves round up
 
 # %% ../nbs/01_core.ipynb 10
+@documented
 class TopKSchedule:
-    "Anneal `top_k` from `start` to `end` over `steps` training steps (after `warmup` steps at `start`)."
+    """Anneal `top_k` from `start` to `end` over `steps` training steps (after `warmup` steps at `start`).
+
+    Pass it as a layer's `top_k`. Example: `MIDLayer(256, TopKSchedule(1.0, 0.5, steps=1000))` keeps every neuron at
+    first and half of them after 1000 training steps; `schedule(step)` is the `top_k` value at `step`."""
     modes = ('linear', 'cosine')
-    def __init__(self, start, end, steps, mode='linear', warmup=0):
+    def __init__(self, start, # top_k at step 0: an int count or a float fraction of the layer's output width
+                 end, # top_k after `warmup + steps` steps, of the same kind as `start`
+                 steps:int, # training steps the annealing takes (>= 1)
+                 mode:str='linear', # 'linear' or 'cosine' (leaves `start` and approaches `end` slowly)
+                 warmup:int=0): # steps held at `start` before the annealing begins
         if isinstance(start, numbers.Integral) != isinstance(end, numbers.Integral):
             raise TypeError(f"start={start!r} and end={end!r} must both be int counts or both float fractions")
         if mode not in self.modes: raise ValueError(f"mode={mode!r} is not one of {self.modes}")
@@ -88,8 +97,13 @@ def make_paths(d_in, d_out, variant='appendix_a', rank=None, f2_hidden=None, bia
     raise ValueError(f"variant={variant!r} is not one of {VARIANTS}")
 
 # %% ../nbs/01_core.ipynb 21
+@documented
 class MIDLayer(nn.Module):
-    "MID-L: $y = \\hat\\alpha\\odot f_1(x) + (1-\\hat\\alpha)\\odot f_2(x)$ with $\\hat\\alpha$ the top-k of $\\sigma(\\mathrm{alpha\\_proj}(x))$."
+    """MID-L: $y = \\hat\\alpha\\odot f_1(x) + (1-\\hat\\alpha)\\odot f_2(x)$ with $\\hat\\alpha$ the top-k of $\\sigma(\\mathrm{alpha\\_proj}(x))$.
+
+    Input: a float tensor (..., `dim`); output (..., `out_dim`); gate and top-k act on the last dimension, row by row.
+    Example: `MIDLayer(784, top_k=0.5, out_dim=256)(torch.randn(32, 784))` has shape (32, 256) and keeps 128 gates
+    open per row; `MIDLayer(dim, top_k)` alone is the paper's Appendix A layer."""
     stes = ('masked', 'identity')
     def __init__(self, dim:int, # input features (the last dimension of x)
                  top_k, # neurons kept per row: int count, float fraction, or a `TopKSchedule`
@@ -97,11 +111,13 @@ class MIDLayer(nn.Module):
                  variant:str='appendix_a', # 'appendix_a' (linear f1, f2) or 'section_4_4' (low-rank f1, MLP f2)
                  alpha_dropout:float=0.1, # dropout on alpha_hat in training (§4.4); 0 disables
                  ste:str='masked', # gradient through the mask: 'masked' (Appendix A) or 'identity' (straight-through)
-                 rank:int=None, f2_hidden:int=None, # §4.4 sizes: f1's rank (see `f1_rank`) and f2's hidden width (out_dim)
+                 rank:int=None, # §4.4: f1's rank r (default: `rank_rule`; see `f1_rank`)
+                 f2_hidden:int=None, # §4.4: f2's hidden width (default: out_dim)
                  rank_rule:str='min_dim', # §4.4 rank when `rank` is None: 'min_dim' (min(dim, out_dim)//2) or 'd_in' (dim//2)
-                 f1:nn.Module=None, f2:nn.Module=None, # custom paths (override `variant`)
+                 f1:nn.Module=None, # a custom f1 path, (..., dim) -> (..., out_dim) (overrides `variant`'s)
+                 f2:nn.Module=None, # a custom f2 path, (..., dim) -> (..., out_dim) (overrides `variant`'s)
                  gate:nn.Module=None, # gate logits x -> (..., out_dim), kept as `alpha_proj` (default: Linear(dim, out_dim))
-                 bias:bool=True,
+                 bias:bool=True, # biases in the paths and the gate
                  anr_threshold:float=0., # a neuron counts as active when alpha_hat > anr_threshold
                  track_stats:bool=False): # accumulate ANR and selection counts during forward
         super().__init__()
@@ -200,9 +216,13 @@ def midl_layers(model:nn.Module):
     "All `MIDLayer`s inside `model` (including `model` itself), in module order."
     return [m for m in model.modules() if isinstance(m, MIDLayer)]
 
+@documented
 @contextmanager
-def tracking(model:nn.Module, reset:bool=True):
-    "Switch on statistics for every `MIDLayer` in `model` inside a `with` block (counters reset first)."
+def tracking(model:nn.Module, # any module; every `MIDLayer` inside it (or itself) is counted
+             reset:bool=True): # zero the counters on entry; False: add to what they hold
+    """Switch on statistics for every `MIDLayer` in `model` inside a `with` block (counters reset first); yields the layers.
+
+    Example: `with tracking(model): model(x)`, then `anr(model)` or `layer.stats()` for each layer yielded."""
     layers = midl_layers(model)
     old = [l.track_stats for l in layers]
     for l in layers:
@@ -221,8 +241,13 @@ def evaluating(model:nn.Module):
     finally:
         for m, mode in modes: m.training = mode
 
-def anr(model:nn.Module):
-    "ANR pooled over all `MIDLayer`s in `model`: open gates / (rows × out features), from their counters; 1.0 without any."
+@documented
+def anr(model:nn.Module, # a module whose `MIDLayer`s have counted rows (see `tracking`)
+       ) -> float: # open gates / (rows × out features), in [0, 1]
+    """ANR pooled over all `MIDLayer`s in `model`: open gates / (rows × out features), from their counters; 1.0 without any.
+
+    A model without a `MIDLayer` has every neuron active (1.0); one whose layers counted no rows yet has no ANR (nan).
+    Example: `with tracking(model): model(x)`, then `anr(model)` is 0.5 for a model whose MID-L layers keep half."""
     layers = midl_layers(model)
     if not layers: return 1.0                                    # no gating layer: every neuron is active
     act = sum(int(l.n_active) for l in layers)
@@ -230,10 +255,19 @@ def anr(model:nn.Module):
     return act / tot if tot else float('nan')
 
 # %% ../nbs/01_core.ipynb 62
+@documented
 class MIDChannels(nn.Module):
-    "MID-L over the channels of (B, C, H, W) feature maps; `gate='pool'` picks k channels per sample, 'pixel' per position."
+    """MID-L over the channels of (B, C, H, W) feature maps; `gate='pool'` picks k channels per sample, 'pixel' per position.
+
+    Input (B, `channels`, H, W), output (B, `out_channels`, H, W); the paths and the gate are 1×1 convolutions. Other
+    keyword arguments (`variant`, `alpha_dropout`, `ste`, ...) go to the inner `MIDLayer`, `self.mid`.
+    Example: `MIDChannels(64, 0.25)(torch.randn(8, 64, 16, 16))` keeps 16 of the 64 channels' gates open per sample."""
     gates = ('pool', 'pixel')
-    def __init__(self, channels:int, top_k, out_channels:int=None, gate:str='pool', **kwargs):
+    def __init__(self, channels:int, # input channels C
+                 top_k, # channels kept: an int count, a float fraction of `out_channels`, or a `TopKSchedule`
+                 out_channels:int=None, # output channels (default: `channels`)
+                 gate:str='pool', # 'pool': the gate sees pooled features, same channels at every position; 'pixel': per position
+                 **kwargs): # the inner `MIDLayer`'s other arguments (`variant`, `alpha_dropout`, `ste`, ...)
         super().__init__()
         if gate not in self.gates: raise ValueError(f"gate={gate!r} is not one of {self.gates}")
         self.gate_mode, self.mid = gate, MIDLayer(channels, top_k, out_dim=out_channels, **kwargs)

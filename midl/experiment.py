@@ -17,6 +17,7 @@ import pandas as pd
 import torch
 from tqdm import tqdm
 import midl
+from .docstrings import documented
 from .files import atomic_write, write_json_atomic, read_json, acquire_lock, release_lock
 from .train import TrainConfig, fit, evaluate, get_device
 from .metrics import executed_flops, ideal_flops, latency, peak_memory_mb, time_round_robin
@@ -130,8 +131,17 @@ def provenance(spec:RunSpec, trained:Trained, root=None, workers:int=1):
     return dict(git=git_state(), data=data_provenance(spec.dataset, root), workers=workers, threads=torch.get_num_threads(),
                 train_config=asdict(trained.config), data_config=trained.info.get('config', {}), model=str(trained.model))
 
-def run(spec:RunSpec, root=None, progress=False, model_path=None, workers:int=1):
-    "Train and evaluate `spec`; returns the result record (a dict). With `model_path` the trained weights are saved there."
+@documented
+def run(spec:RunSpec, # what to train and evaluate: dataset, hidden layer, seed, epochs, ... (see `RunSpec`)
+        root=None, # the data cache (default: `midl.data.data_root()`)
+        progress=False, # a progress bar over the epochs
+        model_path=None, # save the trained weights (the model's `state_dict`) to this file
+        workers:int=1): # runs going side by side with this one, as the record's provenance states
+    """Train and evaluate `spec`; returns the result record (a dict). With `model_path` the trained weights are saved there.
+
+    The record holds the spec and its `key`, the metrics (accuracy, F1, ECE, Brier, ANR, FLOPs, latency, memory, and
+    robust accuracy for a `corruption`), the data used, the loss history, timings, environment and provenance.
+    Example: `run(RunSpec(dataset='digits', epochs=3))['metrics']['accuracy']`. `sweep` writes records to files."""
     from midl.corruptions import check_corruption_inputs
     check_corruption_inputs(spec.corruption, root, spec.severity)       # missing inputs (frost photographs): fail before training
     t0 = time.perf_counter()
@@ -155,7 +165,7 @@ def robust_accuracy(model, test, spec, device, root=None):
             for c in names]
     return float(np.mean(accs))
 
-# %% ../nbs/07_experiment.ipynb 16
+# %% ../nbs/07_experiment.ipynb 17
 def result_path(results_dir, spec:RunSpec): return Path(results_dir)/f'{spec.key}.json'
 
 def model_path(models_dir, spec:RunSpec): return Path(models_dir)/f'{spec.key}.pt'
@@ -215,10 +225,10 @@ def _read_record(path, warn:bool=True):
 
 def _done(spec, results_dir, warn:bool=True): return _read_record(result_path(results_dir, spec), warn) is not None
 
-# %% ../nbs/07_experiment.ipynb 19
+# %% ../nbs/07_experiment.ipynb 20
 def _lock_path(results_dir, spec): return Path(results_dir)/f'{spec.key}.lock'
 
-# %% ../nbs/07_experiment.ipynb 22
+# %% ../nbs/07_experiment.ipynb 23
 def _die_with_parent(parent:int):
     "Worker initializer: end this process when process `parent` (the sweep) dies, even by SIGKILL."
     if sys.platform.startswith('linux'):
@@ -229,7 +239,7 @@ def _die_with_parent(parent:int):
         os._exit(1)                                                  # orphaned (also: the parent died before prctl)
     threading.Thread(target=watch, daemon=True, name='die-with-parent').start()
 
-# %% ../nbs/07_experiment.ipynb 24
+# %% ../nbs/07_experiment.ipynb 25
 class RunsFailedError(RuntimeError):
     "Runs of a sweep failed: `.errors` lists `(key, error_file, last_line)`, `.records` holds the finished records."
     def __init__(self, msg, errors=(), records=()):
@@ -299,12 +309,25 @@ def _engine(engine:str, address=None):
     _ray()                                                                # not installed: fail before anything runs
     return _sweep_ray
 
-def sweep(specs, results_dir, workers:int=1, root=None, threads:int=None, progress:bool=True, models_dir=None,
+@documented
+def sweep(specs, # `RunSpec`s; equal specs (same `key`) run once
+          results_dir, # folder of the records, one `<key>.json` per spec; created when missing
+          workers:int=1, # local engine: runs side by side in worker processes (>= 1)
+          root=None, # the data cache (default: `midl.data.data_root()`)
+          threads:int=None, # torch threads of each worker process when workers > 1 (default 1)
+          progress:bool=True, # a progress bar over the runs
+          models_dir=None, # keep each run's trained weights here (`model_path`)
           run_missing:bool=True, # False: run nothing, only return the records that exist
           strict:bool=True,      # False: report failed runs instead of raising `RunsFailedError`
           engine:str='local',    # 'ray': each run a Ray task, on a local Ray instance or the cluster at `address`
           address:str=None):     # engine='ray': the cluster to join (e.g. 'auto'); None: `RAY_ADDRESS`, else a local instance
-    "Run every spec without a result file in `results_dir` (with `models_dir`, keeping the trained weights there); returns the records of all specs."
+    """Run every spec without a result file in `results_dir` (with `models_dir`, keeping the trained weights there); returns the records of all specs.
+
+    Resumable: a spec whose record exists is not run again, so a sweep that was stopped continues where it stopped.
+    Example: `sweep(midl.plan.table8_specs(['digits'], 'smoke'), '_out/runs', workers=2)` trains Table 8's four digits
+    runs two at a time and returns their records; a failed run raises `RunsFailedError` after the others finished."""
+    if isinstance(workers, bool) or not isinstance(workers, int) or workers < 1:
+        raise ValueError(f"workers={workers!r} is not a number of workers; pass a whole number >= 1")
     run_todo = _engine(engine, address)
     results_dir = Path(results_dir); results_dir.mkdir(parents=True, exist_ok=True)
     specs = list({s.key: s for s in specs}.values())                     # drop duplicates, keep order
@@ -333,13 +356,13 @@ def load_results(results_dir, tag:str=None):
     recs = [r for p in sorted(Path(results_dir).glob('*.json')) if (r := _read_record(p)) is not None]
     return [r for r in recs if tag is None or r['spec'].get('tag') == tag]
 
-# %% ../nbs/07_experiment.ipynb 33
+# %% ../nbs/07_experiment.ipynb 35
 _RAY_RETRIES = 2                    # a run whose worker process or node dies is tried again this many times
 
 def _ray():
     "The `ray` module; a clear error when Ray is not installed."
     try: import ray
-    except ImportError: raise ImportError('engine="ray" needs Ray, which is not installed: pip install "midl[ray]"') from None
+    except ImportError: raise ImportError('engine="ray" needs Ray, which is not installed: pip install -e ".[ray]" in the midl clone') from None
     return ray
 
 @contextmanager
@@ -394,7 +417,7 @@ def _sweep_ray(todo, finished, results_dir, root, workers, threads, models_dir, 
             for ref, s in refs.items(): ray.cancel(ref, force=True); release_lock(_lock_path(results_dir, s))
 
 
-# %% ../nbs/07_experiment.ipynb 38
+# %% ../nbs/07_experiment.ipynb 40
 def records_frame(records):
     "One row per record: spec fields, `layer_config` entries prefixed `cfg_`, and metrics."
     rows = []
@@ -415,7 +438,7 @@ def matches(rec:dict, where=None):
     if isinstance(where, dict): return all(rec['spec'].get(k) == v for k, v in where.items())
     return any(matches(rec, w) for w in where)
 
-# %% ../nbs/07_experiment.ipynb 41
+# %% ../nbs/07_experiment.ipynb 43
 def quiet_latency_pass(results_dir, threads:int=1, repeats:int=30, warmup:int=5, root=None, redo:bool=False, progress:bool=True):
     "Re-time every record in `results_dir` without a `latency_pass` (all with `redo`: their pass replaced) in this process; returns how many. Each record is written back to its own file, so a second pass adds nothing."
     from midl import data as D

@@ -4,17 +4,21 @@
 
 # %% ../nbs/08_plan.ipynb 3
 from __future__ import annotations
-import ast, re
+import ast, inspect, numbers, re
 from dataclasses import replace
 from typing import NamedTuple
-from .experiment import RunSpec, sweep, quiet_latency_pass
+import torch
+from .docstrings import documented
+from .data import DATASETS, check_name
+from .experiment import RunSpec, sweep, quiet_latency_pass, _engine
 from .paper import TABLE4_ROWS
 
 # %% auto 0
 __all__ = ['SCALES', 'EPOCHS', 'SIZES', 'SEEDS', 'TABLE2_EPOCHS', 'ABLATION_CONFIG', 'ABLATIONS', 'SPARSE_RANK', 'SPARSE_RANKS',
-           'PLANS', 'scale_settings', 'available_datasets', 'param_list', 'layer_pair', 'table8_specs', 'main_specs',
-           'table2_specs', 'table3_specs', 'table4_specs', 'ablation_name', 'sparse_layer', 'sparse_specs',
-           'sparse_rank_specs', 'table6_specs', 'table7_specs', 'figure4_specs', 'Experiment', 'run_experiment']
+           'ONE_SEED_PLANS', 'PLANS', 'DEVICES', 'scale_settings', 'available_datasets', 'param_list', 'layer_pair',
+           'table8_specs', 'main_specs', 'table2_specs', 'table3_specs', 'table4_specs', 'ablation_name',
+           'sparse_layer', 'sparse_specs', 'sparse_rank_specs', 'one_seed', 'table6_specs', 'table7_specs',
+           'figure4_specs', 'Experiment', 'ParamError', 'check_params', 'run_experiment']
 
 # %% ../nbs/08_plan.ipynb 6
 SCALES = dict(
@@ -154,9 +158,15 @@ def sparse_rank_specs(datasets=('mnist',), scale='default', seeds=None, device='
                                 noises=(0.,), corrupt=(), epochs=epochs)]
 
 # %% ../nbs/08_plan.ipynb 26
-def table6_specs(datasets=('mnist', 'cifar10'), scale='default', seeds=(0,), device='cpu', epochs=None):
-    "Table 6 / Figure 3: dropout baseline, MID-L (Table 8's clean runs) and random top-k (Table 4's ablation), one seed."
-    out = []
+ONE_SEED_PLANS = ('table6', 'figure4')   # analyses of one trained model per dataset and layer
+
+def one_seed(seeds=None) -> list:
+    "The seed of a one-model analysis: the first of `seeds`, or 0."
+    return list(seeds or (0,))[:1]
+
+def table6_specs(datasets=('mnist', 'cifar10'), scale='default', seeds=None, device='cpu', epochs=None):
+    "Table 6 / Figure 3: dropout baseline, MID-L (Table 8's clean runs) and random top-k (Table 4's ablation), for `one_seed(seeds)`."
+    out, seeds = [], one_seed(seeds)
     for ds in datasets:
         out += main_specs([ds], scale, seeds, device=device, noises=(0.,), epochs=epochs)
         out += [s for s in table4_specs([ds], scale, seeds, device, epochs) if s.layer == 'random_topk']
@@ -166,9 +176,9 @@ def table7_specs(datasets=('cifar10',), scale='default', seeds=None, device='cpu
     "Table 7: calibration of Table 8's clean baseline and MID-L runs."
     return main_specs(datasets, scale, seeds, device=device, noises=(0.,), epochs=epochs)
 
-def figure4_specs(datasets=('mnist', 'cifar10', 'svhn'), scale='default', seeds=(0,), device='cpu', epochs=None):
-    "Figure 4: Table 8's clean baseline and MID-L runs, one seed per dataset."
-    return main_specs(datasets, scale, seeds, device=device, noises=(0.,), epochs=epochs)
+def figure4_specs(datasets=('mnist', 'cifar10', 'svhn'), scale='default', seeds=None, device='cpu', epochs=None):
+    "Figure 4: Table 8's clean baseline and MID-L runs of `one_seed(seeds)`."
+    return main_specs(datasets, scale, one_seed(seeds), device=device, noises=(0.,), epochs=epochs)
 
 # %% ../nbs/08_plan.ipynb 29
 PLANS = dict(table8=table8_specs, table2=table2_specs, table3=table3_specs, table4=table4_specs, table6=table6_specs,
@@ -176,21 +186,132 @@ PLANS = dict(table8=table8_specs, table2=table2_specs, table3=table3_specs, tabl
              sparse_rank=sparse_rank_specs)
 
 class Experiment(NamedTuple):
+    "What `run_experiment` returns: the specs, the records that exist, the datasets run and not run, the seeds asked for."
     specs:list; records:list; here:list; missing:list
+    seeds:list = None              # None: each dataset's scale seeds; a one-seed plan: `[its seed]`
 
-def run_experiment(plan:str, datasets, scale:str='default', seeds=None, epochs=None, device='cpu', results_dir='results',
-                   workers:int=1, models_dir=None, run_missing:bool=True, latency_threads:int=None, engine:str='local',
-                   address:str=None, **options):
-    "Keep the `datasets` the data cache has (printing those it lacks), build `PLANS[plan]`'s specs and `sweep` them with `engine` (at `address`); with `latency_threads`, re-time latencies in a quiet pass."
-    if plan not in PLANS: raise ValueError(f"plan={plan!r} is not one of {', '.join(PLANS)}")
-    datasets, seeds = param_list(datasets, str, 'datasets'), param_list(seeds, int, 'seeds')   # as typed after papermill -p
+# %% ../nbs/08_plan.ipynb 31
+class ParamError(ValueError):
+    "A parameter that cannot work, found before anything runs or is written: the message names it, its value and the valid values."
+
+DEVICES = "'cpu', 'cuda', 'cuda:N', 'mps' or 'auto'"
+
+def _shown(name, value, labels=None) -> str:
+    "The parameter as its caller typed it: `epochs=-1`, or with `labels` `--workers 0` / `-p epochs -1`."
+    return f'{labels[name]} {value}' if labels and name in labels else f'{name}={value!r}'
+
+def _whole(name, value, labels, what, none=None):
+    "`value` as a whole number >= 1 (a string of digits too); `None` stays when `none` says what it means."
+    if value is None and none: return None
+    v = int(value) if isinstance(value, str) and value.strip().isdigit() else value
+    if isinstance(v, bool) or not isinstance(v, numbers.Integral) or v < 1:
+        raise ParamError(f"{_shown(name, value, labels)} is not a number of {what}; pass a whole number >= 1"
+                         + (f", or None for {none}" if none else ''))
+    return int(v)
+
+def _names(name, value, labels, kind, parse, valid:str):
+    "A non-empty list parameter, each item `parse`d (a `ValueError` names the item) and named once."
+    shown = _shown(name, value, labels)
+    try: items = param_list(value, str if kind == 'dataset' else int, name)
+    except ValueError: raise ParamError(f"{shown} is not a list of {kind}s; pass {valid}") from None
+    if not items: raise ParamError(f"{shown} names no {kind}; pass {valid}")
+    out = []
+    for v in items:
+        try: out.append(parse(v))
+        except ValueError: raise ParamError(f"{shown}: {v!r} is not a {kind}; pass {valid}") from None
+    if len(set(out)) < len(out): raise ParamError(f"{shown} names a {kind} twice; name each once")
+    return out
+
+def _seed(v:int) -> int:
+    "A seed is a whole number >= 0 (`param_list` made it an int)."
+    if v < 0: raise ValueError
+    return v
+
+def _device(value, labels) -> str:
+    "`value` as a device string if it names a device that exists here."
+    shown, d = _shown('device', value, labels), str(value) if isinstance(value, torch.device) else value
+    if not isinstance(d, str) or not re.fullmatch(r'cpu|auto|mps|cuda(:\d+)?', d):
+        raise ParamError(f"{shown} is not a device; use {DEVICES}")
+    n = torch.cuda.device_count() if d.startswith('cuda') and torch.cuda.is_available() else 0
+    if d.startswith('cuda') and not n: raise ParamError(f"{shown}: CUDA is not available here; use 'cpu' or 'auto'")
+    if d.startswith('cuda:') and int(d[5:]) >= n: raise ParamError(f"{shown}: this machine has CUDA devices cuda:0 to cuda:{n - 1}")
+    if d == 'mps' and not torch.backends.mps.is_available(): raise ParamError(f"{shown}: MPS is not available here; use 'cpu' or 'auto'")
+    return d
+
+@documented
+def check_params(plan:str=None, # a key of `PLANS`
+                 datasets=None, # dataset names of `midl.data.DATASETS` (a list, or as papermill's -p passes it)
+                 seeds=None, # training seeds: whole numbers >= 0, each once; None: the scale's
+                 epochs=None, # epochs per run, a whole number >= 1; None: the scale's
+                 scale:str=None, # one of `SCALES`
+                 device=None, # 'cpu', 'cuda', 'cuda:N', 'mps' or 'auto', present on this machine
+                 workers=None, # runs side by side, a whole number >= 1
+                 engine:str=None, # 'local' or 'ray' (Ray installed)
+                 address:str=None, # a Ray cluster's address; only with engine='ray'
+                 options:dict=None, # a plan's own parameters (e.g. `noises`, `top_k`, `rank`): names its function takes
+                 labels:dict=None, # how messages show a parameter, e.g. {'workers': '--workers'}; default `workers=0`
+                ) -> dict: # the values, normalised: lists parsed, dataset names as `DATASETS` spells them, whole numbers as int
+    """Check experiment parameters before anything runs or is written; the first bad one is a `ParamError`.
+
+    `None` means "not given" (for `seeds` and `epochs`: the scale's, which is always valid). Example:
+    `check_params(datasets='[mnist, adult]', epochs=-1)` raises `ParamError: epochs=-1 is not a number of epochs; pass
+    a whole number >= 1, or None for the scale's epochs`."""
+    out = dict(plan=plan, scale=scale, engine=engine, address=address, options=dict(options or {}))
+    if plan is not None and plan not in PLANS: raise ParamError(f"{_shown('plan', plan, labels)} is not a plan; use one of: {', '.join(PLANS)}")
+    if scale is not None and scale not in SCALES: raise ParamError(f"{_shown('scale', scale, labels)} is not a scale; use one of: {', '.join(SCALES)}")
+    valid = f"names of: {', '.join(DATASETS)}"
+    out['datasets'] = None if datasets is None else _names('datasets', datasets, labels, 'dataset', check_name, valid)
+    out['seeds'] = None if seeds is None else _names('seeds', seeds, labels, 'seed', _seed,
+                                                      "whole numbers >= 0, e.g. [0, 1], or None for the scale's seeds")
+    out['epochs'] = _whole('epochs', epochs, labels, 'epochs', none="the scale's epochs")
+    out['workers'] = None if workers is None else _whole('workers', workers, labels, 'workers')
+    out['device'] = None if device is None else _device(device, labels)
+    if engine is not None or address is not None:
+        try: _engine(engine or 'local', address)
+        except (ValueError, ImportError) as e:
+            raise ParamError(f"{_shown('engine', engine, labels)}: {e}" if labels and 'engine' in labels else str(e)) from None
+    if options and plan is not None:
+        own = [n for n in inspect.signature(PLANS[plan]).parameters if n not in ('datasets', 'scale', 'seeds', 'device', 'epochs')]
+        bad = [k for k in options if k not in own]
+        if bad: raise ParamError(f"{_shown(bad[0], options[bad[0]], labels)}: plan {plan} has no parameter {bad[0]!r}; "
+                                 f"its own parameters: {', '.join(own) or 'none'}")
+    return out
+
+# %% ../nbs/08_plan.ipynb 35
+@documented
+def run_experiment(plan:str, # a key of `PLANS`: 'table8', 'table2', 'table3', 'table4', 'table6', 'table7', 'figure4', 'sparse', 'sparse_rank'
+                   datasets, # names of `midl.data.DATASETS`; those the data cache lacks are listed and left out
+                   scale:str='default', # 'smoke', 'default' or 'full' (`SCALES`)
+                   seeds=None, # training seeds (whole numbers >= 0); None: the scale's; one-seed plans use the first (default 0)
+                   epochs=None, # epochs per run (>= 1); None: the scale's for each dataset
+                   device='cpu', # 'cpu', 'cuda', 'cuda:N', 'mps' or 'auto'
+                   results_dir='results', # folder of the result records, one JSON file per spec (created when runs start)
+                   workers:int=1, # local engine: training runs side by side in worker processes
+                   models_dir=None, # keep the trained weights here (the analysis notebooks load them)
+                   run_missing:bool=True, # False: train nothing, only collect the records that exist
+                   latency_threads:int=None, # after training, re-time the latencies in a quiet pass with this many threads
+                   engine:str='local', # 'local' processes, or 'ray' tasks
+                   address:str=None, # with engine='ray': the cluster to join, e.g. 'auto'
+                   **options):
+    """Check the parameters (`check_params`), keep the `datasets` the data cache has, build `PLANS[plan]`'s specs and `sweep` them.
+
+    `**options` are the plan's own parameters (`noises=` of table3, `top_k=` of table4, `rank=` of sparse, `ranks=` of
+    sparse_rank); with `latency_threads`, latencies are re-timed after training. Returns an `Experiment`. Example:
+    `run_experiment('table8', ['digits'], 'smoke', seeds=[0], results_dir='_out/t8')` trains Table 8's four digits
+    runs (dropout baseline and MID-L, clean and with 20 % label noise) and returns their records."""
+    p = check_params(plan, [] if datasets is None else datasets, seeds, epochs, scale, device, workers, engine, address,
+                     options)                                        # before anything runs or is written
+    datasets, seeds = p['datasets'], p['seeds']
+    if plan in ONE_SEED_PLANS:
+        if seeds and len(seeds) > 1: print(f'{plan} analyses one model per dataset and layer: seed {seeds[0]}, the first of {seeds}')
+        seeds = one_seed(seeds)
     here = available_datasets(datasets); missing = [d for d in datasets if d not in here]
     print(f"running: {', '.join(here) or 'nothing'} | not run (data not available offline): {', '.join(missing) or 'none'}")
-    specs = PLANS[plan](here, scale, seeds, device=device, epochs=epochs, **options) if here else []
-    records = sweep(specs, results_dir, workers=workers, models_dir=models_dir, run_missing=run_missing, engine=engine,
+    specs = PLANS[plan](here, scale, seeds, device=p['device'], epochs=p['epochs'], **options) if here else []
+    records = sweep(specs, results_dir, workers=p['workers'], models_dir=models_dir, run_missing=run_missing, engine=engine,
                     address=address) if specs else []
     if records and latency_threads:                                  # after training, nothing else running: re-time, re-read
         quiet_latency_pass(results_dir, threads=latency_threads)
         records = sweep(specs, results_dir, run_missing=False, progress=False)
     print(f'{len(records)} of {len(specs)} runs have results')
-    return Experiment(specs, records, here, missing)
+    return Experiment(specs, records, here, missing, seeds)

@@ -7,7 +7,7 @@ from __future__ import annotations
 from pathlib import Path
 import pandas as pd
 from .files import atomic_write
-from .paper import DISPLAY, paper_in_cells, verdict_counts, verdicts_markdown
+from .paper import DISPLAY, paper_in_cells, verdicts_by_setting_markdown, verdicts_markdown
 from .tables import read_table, time_budget, verdict_rule_text
 
 # %% auto 0
@@ -68,14 +68,11 @@ def _sparse_section(out_dir):
 
 def readme_results(out_dir, verdicts:pd.DataFrame, records=()):
     "The README's results section, from the tables in `out_dir`, the verdict table and the records."
-    counts, seeds = verdict_counts(verdicts), sorted({r['spec']['seed'] for r in records})
+    seeds = sorted({r['spec']['seed'] for r in records})
     epochs = {DISPLAY.get(d, d): sorted({r['spec']['epochs'] for r in records if r['spec']['dataset'] == d and r['spec']['tag'] == 'table8'})
               for d in dict.fromkeys(r['spec']['dataset'] for r in records)}
     out = [verdict_rule_text(),
-           f"Of the {counts.sum()} claims we could test, {counts['consistent']} are consistent with the paper, "
-           f"{counts['contradicted']} contradicted and {counts['inconclusive']} inconclusive; "
-           f"{(verdicts.verdict == 'by construction').sum()} more are fixed by construction and "
-           f"{(verdicts.verdict == 'not run here').sum()} could not be run here (their data is not available offline).",
+           verdicts_by_setting_markdown(verdicts),
            f"{len(records)} result records, seeds {seeds[0]}–{seeds[-1]}; Table 8 epochs: "
            + ', '.join(f"{d} {'/'.join(map(str, e))}" for d, e in epochs.items() if e) + '.' if records else '',
            _time_sentence(records)]
@@ -84,7 +81,7 @@ def readme_results(out_dir, verdicts:pd.DataFrame, records=()):
         if len(t): out.append(f'{caption}; ours (paper):\n\n' + _md_table(paper_in_cells(t, no)))
     out.append(_efficiency_sentence(read_table(out_dir, 'table5_side_by_side')))
     counted = verdicts[verdicts.counted | (verdicts.verdict == 'by construction')]
-    out.append('Every claim with our paired difference and its 95 % interval:\n\n' + verdicts_markdown(counted))
+    out.append('Every claim with its setting, our paired difference with its 90 % interval, the margin and both verdicts:\n\n' + verdicts_markdown(counted))
     out.append(_sparse_section(out_dir))
     return '\n\n'.join(o for o in out if o) + '\n'
 

@@ -7,19 +7,21 @@ from __future__ import annotations
 import argparse, os, sys, tempfile, time
 from pathlib import Path
 import midl
+from .docstrings import documented
 from .experiment import sweep
-from .plan import PLANS, SCALES, available_datasets
+from .plan import PLANS, SCALES, ParamError, available_datasets, check_params
 
 # %% auto 0
-__all__ = ['EXPERIMENT_NOTEBOOKS', 'REPRO_DATASETS', 'NOTEBOOK_PLANS', 'RUN_COST', 'UsageError', 'NotebookFailed', 'find_nbs',
-           'select_notebooks', 'writable_dir', 'plan_specs', 'run_notebook', 'missing_data', 'reproduce', 'main']
+__all__ = ['EXPERIMENT_NOTEBOOKS', 'REPRO_DATASETS', 'NOTEBOOK_PLANS', 'RUN_COST', 'CLI_OPTIONS', 'UsageError', 'NotebookFailed',
+           'find_nbs', 'select_notebooks', 'writable_dir', 'plan_specs', 'run_notebook', 'missing_data', 'parse_value',
+           'notebook_params', 'reproduce', 'main']
 
 # %% ../nbs/08c_reproduce.ipynb 6
 EXPERIMENT_NOTEBOOKS = ('10_table8.ipynb', '11_table2.ipynb', '12_table3.ipynb', '13_table5.ipynb', '14_table4.ipynb',
                         '15_table6.ipynb', '16_table7.ipynb', '17_figure4.ipynb', '18a_sparse_accuracy.ipynb', '19_report.ipynb')
 REPRO_DATASETS = ('mnist', 'fashion_mnist', 'adult', 'imdb', 'cifar10', 'cifar100', 'svhn')   # used besides `digits`
 
-class UsageError(ValueError):
+class UsageError(ParamError):
     "A command-line value that cannot work; the message says which and what to pass instead."
 
 class NotebookFailed(RuntimeError):
@@ -60,24 +62,29 @@ NOTEBOOK_PLANS = {'10_table8.ipynb': ('table8', ('digits', 'mnist', 'fashion_mni
                   '18a_sparse_accuracy.ipynb': ('sparse', ('digits', 'mnist', 'fashion_mnist', 'adult', 'cifar10'))}
 RUN_COST = dict(cifar10=10, cifar100=10, svhn=10, imdb=8, mnist=4, fashion_mnist=3, adult=1, digits=0.1)   # relative, one full-data run
 
-def plan_specs(scale:str, notebooks=EXPERIMENT_NOTEBOOKS, device='cpu', root=None):
-    "Every run the experiment `notebooks` make at `scale` on the datasets the cache has, once each, the costliest first."
+def plan_specs(scale:str, notebooks=EXPERIMENT_NOTEBOOKS, device='cpu', root=None, params:dict=None):
+    "Every run the experiment `notebooks` make at `scale` on the datasets the cache has, once each, the costliest first; `params`: {notebook: its `-p` values}."
     specs = []
     for name in notebooks:
         if name not in NOTEBOOK_PLANS: continue
-        plan, datasets = NOTEBOOK_PLANS[name]
-        here = available_datasets(datasets, root)
-        if here: specs += PLANS[plan](here, scale, device=device)
+        (plan, datasets), p = NOTEBOOK_PLANS[name], (params or {}).get(name, {})
+        c = check_params(datasets=p.get('datasets', p.get('dataset', datasets)), seeds=p.get('seeds'), epochs=p.get('epochs'))
+        here = available_datasets(c['datasets'], root)                 # as the notebook's run_experiment will ask for them
+        if here: specs += PLANS[plan](here, scale, c['seeds'], device=device, epochs=c['epochs'])
     cost = lambda s: RUN_COST.get(s.dataset, 1) * (0.05 if s.per_class or s.n_train else 1)   # subsets: small runs
     return sorted({s.key: s for s in specs}.values(), key=cost, reverse=True)
 
 # %% ../nbs/08c_reproduce.ipynb 12
+def _papermill():
+    "papermill, or a `UsageError` naming the extra that brings it."
+    try: import papermill
+    except ImportError as e: raise UsageError(f'{e}: running the notebooks needs the repro extra: pip install -e ".[repro]" in the midl clone') from None
+    return papermill
+
 def run_notebook(src:Path, dst:Path, params:dict, cwd:Path):
     "Execute `src` with papermill and those of `params` its parameters cell declares, into `dst` (kernel python3)."
-    try:
-        import papermill as pm
-        from traitlets.config import Config
-    except ImportError as e: raise UsageError(f'{e}: running the notebooks needs the repro extra: pip install "midl[repro]"') from None
+    pm = _papermill()
+    from traitlets.config import Config
     dst.parent.mkdir(parents=True, exist_ok=True)
     declared = pm.inspect_notebook(str(src))
     params = {k: v for k, v in params.items() if k in declared}                  # only those it declares
@@ -95,26 +102,65 @@ def missing_data(names=REPRO_DATASETS, root=None) -> list:
     here = available_datasets(names, root)
     return [f'{n}: midl_data download {n}   (or: midl_data import FOLDER, from a local copy)' for n in names if n not in here]
 
-def _check_engine(engine, address=None):
-    "`--engine`/`--address` as a one-line `UsageError` when wrong (an unknown engine, an address without Ray, Ray not installed)."
-    from midl.experiment import _engine
-    try: _engine(engine, address)
-    except (ValueError, ImportError) as e: raise UsageError(f'--engine {engine}: {e}') from None
+# %% ../nbs/08c_reproduce.ipynb 14
+CLI_OPTIONS = dict(scale='--scale', device='--device', workers='--workers', engine='--engine', address='--address',
+                   results_dir='--out', out_dir='--out', models_dir='--out')   # notebook parameters the command's options set
 
-def reproduce(scale='default', out='_out/reproduce', only=None, device='cpu', nbs=None, workers=1, notebooks=None,
-              engine:str='local', address:str=None):
-    "Run the experiment notebooks at `scale` into `out`; returns the summary text. Stops at the first failing notebook."
-    from midl.train import get_device
-    if scale not in SCALES: raise UsageError(f"--scale {scale}: use one of {', '.join(SCALES)}")
-    try: get_device(device)                                        # e.g. 'cuda' without a GPU: fail once, up front
-    except RuntimeError as e: raise UsageError(f'--device {device}: {e}') from None
-    _check_engine(engine, address)
+def parse_value(text:str):
+    "A `-p` value as papermill's `-p` reads it: True, False, None, an int, a float, else the text (the notebooks parse lists)."
+    if text in ('True', 'False', 'None'): return {'True': True, 'False': False, 'None': None}[text]
+    for kind in (int, float):
+        try: return kind(text)
+        except ValueError: pass
+    return text
+
+def notebook_params(names, nbs:Path, params:dict=None) -> dict:
+    "{notebook: those of `params` it declares}, once every name is declared by one of `names` and each notebook's values pass `check_params`."
+    if not params: return {n: {} for n in names}
+    for k in params:
+        if k in CLI_OPTIONS: raise UsageError(f"-p {k}: set by {CLI_OPTIONS[k]}; use that option instead")
+    pm = _papermill()
+    declared = {n: pm.inspect_notebook(str(nbs/n)) for n in names}
+    for k in params:
+        if not any(k in d for d in declared.values()):
+            theirs = sorted(set().union(*declared.values()) - set(CLI_OPTIONS))
+            raise UsageError(f"-p {k}: no notebook of this run has a parameter {k!r}; theirs: {', '.join(theirs)}")
+    out = {}
+    for n in names:
+        p = out[n] = {k: v for k, v in params.items() if k in declared[n]}
+        if n not in NOTEBOOK_PLANS or not p: continue
+        ds = 'datasets' if 'datasets' in p else 'dataset' if 'dataset' in p else None
+        check_params(NOTEBOOK_PLANS[n][0], p[ds] if ds else None, p.get('seeds'), p.get('epochs'),
+                     labels={'datasets': f'-p {ds}', 'seeds': '-p seeds', 'epochs': '-p epochs'})
+    return out
+
+# %% ../nbs/08c_reproduce.ipynb 16
+@documented
+def reproduce(scale='default', # 'smoke' (CI, seconds), 'default' (offline, minutes) or 'full' (the paper's protocol)
+              out='_out/reproduce', # output folder: notebooks/, results/, models/, tables, figures and summary.md
+              only=None, # run only these notebooks, named exactly: '13_table5', 'table5' or '13_table5.ipynb'
+              device='cpu', # 'cpu', 'cuda', 'cuda:N', 'mps' or 'auto'
+              nbs=None, # the repository's nbs/ folder (default: the one next to the installed package, in a clone)
+              workers=1, # training runs side by side; above 1, every run of the chosen notebooks first, in one pool
+              notebooks=None, # the notebooks to choose from (default: `EXPERIMENT_NOTEBOOKS`)
+              engine:str='local', # 'local' processes, or 'ray' tasks
+              address:str=None, # with engine='ray': the cluster to join, e.g. 'auto'
+              params:dict=None, # more notebook parameters, as papermill's -p: {name: value}, to each notebook declaring it
+             ) -> str: # `OUT/summary.md`, then the datasets the cache lacks, each with the command that fetches it
+    """Run the experiment notebooks at `scale` into `out`; returns the summary text. Stops at the first failing notebook.
+
+    Every parameter is checked before anything runs or is written: a bad one raises `ParamError` (`UsageError` for the
+    command's own), a failing notebook `NotebookFailed`. Example: `reproduce('smoke', '_out/t8', only=['table8'],
+    params=dict(datasets='[digits]', seeds='[0, 1]'))` runs Table 8 on the embedded digits set with two seeds."""
+    workers = check_params(scale=scale, device=device, workers=workers, engine=engine, address=address, labels=CLI_OPTIONS)['workers']
     names = select_notebooks(only, notebooks or EXPERIMENT_NOTEBOOKS)
-    out, nbs = writable_dir(out), find_nbs(nbs)
-    params = dict(scale=scale, device=device, workers=workers, engine=engine, address=address, results_dir=str(out/'results'),
+    nbs = find_nbs(nbs)
+    per_nb = notebook_params(names, nbs, params)                     # unknown -p names, bad values: before anything is written
+    out = writable_dir(out)
+    common = dict(scale=scale, device=device, workers=workers, engine=engine, address=address, results_dir=str(out/'results'),
                   out_dir=str(out), models_dir=str(out/'models'))   # trained weights, reused by the analysis notebooks
     if workers > 1 or engine == 'ray':                                # every run in one pool first (see above)
-        t0 = time.perf_counter(); specs = plan_specs(scale, names, device)
+        t0 = time.perf_counter(); specs = plan_specs(scale, names, device, params=per_nb)
         pool = f'{workers} workers' if engine == 'local' else f"Ray tasks ({address or os.environ.get('RAY_ADDRESS') or 'a local Ray instance'})"
         print(f'[0/{len(names)}] {len(specs)} runs of {len(names)} notebooks in one pool of {pool} ...', flush=True)
         sweep(specs, out/'results', workers=workers, models_dir=out/'models', strict=False, engine=engine, address=address)   # failures: the notebook says
@@ -122,7 +168,7 @@ def reproduce(scale='default', out='_out/reproduce', only=None, device='cpu', nb
     for i, name in enumerate(names, 1):
         t0 = time.perf_counter()
         print(f'[{i}/{len(names)}] {name} (scale={scale}) ...', flush=True)
-        run_notebook(nbs/name, out/'notebooks'/name, params, nbs)
+        run_notebook(nbs/name, out/'notebooks'/name, {**common, **per_nb[name]}, nbs)
         print(f'    done in {time.perf_counter() - t0:.0f} s', flush=True)
     summary = out/'summary.md'
     text = summary.read_text() if summary.exists() else f'no summary written; outputs are in {out}'
@@ -130,19 +176,32 @@ def reproduce(scale='default', out='_out/reproduce', only=None, device='cpu', nb
     if miss: text += '\nNot run, because the data cache lacks these datasets; each command fetches one:\n' + '\n'.join(f'  {m}' for m in miss) + '\n'
     return text
 
-def main(argv=None):
-    "Console entry point `midl_reproduce`; returns the exit status (0 done, 1 a notebook failed, 2 a bad argument)."
-    ap = argparse.ArgumentParser(prog='midl_reproduce', description='Re-run the MID-L paper reproduction notebooks.')
-    ap.add_argument('--scale', default='default', choices=list(SCALES), help='smoke (CI), default (offline, < 10 min), full')
+class _Parser(argparse.ArgumentParser):
+    "argparse that raises a one-line `UsageError` where it would print its usage and exit."
+    def error(self, message): raise UsageError(f'{message} (midl_reproduce --help lists the options)')
+
+@documented
+def main(argv:list=None, # the command's arguments (default: `sys.argv[1:]`)
+        ) -> int: # the exit status: 0 done, 1 a notebook failed, 2 a bad argument (one line on stderr; nothing run)
+    """Console entry point `midl_reproduce`; returns the exit status (0 done, 1 a notebook failed, 2 a bad argument).
+
+    Example: `midl_reproduce --scale smoke --only table8 -p datasets '[digits]' -p seeds '[0, 1]' --out _out/t8`;
+    `midl_reproduce --help` lists the options."""
+    ap = _Parser(prog='midl_reproduce', description='Re-run the MID-L paper reproduction notebooks.')
+    ap.add_argument('--scale', default='default', help=f"one of {', '.join(SCALES)}: smoke (CI), default (offline, < 10 min), full (the paper's protocol)")
     ap.add_argument('--out', default='_out/reproduce', help='output folder (executed notebooks, results, tables, figures)')
     ap.add_argument('--only', nargs='*', help='run only these notebooks, named exactly: 13_table5, table5 or 13_table5.ipynb')
-    ap.add_argument('--device', default='cpu', help="'cpu', 'cuda' or 'auto'")
-    ap.add_argument('--workers', type=int, default=1, help='training runs side by side in worker processes')
-    ap.add_argument('--engine', default='local', choices=['local', 'ray'], help="'ray': each training run a Ray task (pip install \"midl[ray]\")")
+    ap.add_argument('--device', default='cpu', help="'cpu', 'cuda', 'cuda:N', 'mps' or 'auto'")
+    ap.add_argument('--workers', type=int, default=1, help='training runs side by side in worker processes (>= 1)')
+    ap.add_argument('--engine', default='local', help="'local', or 'ray': each training run a Ray task (needs the ray extra)")
     ap.add_argument('--address', default=None, help="with --engine ray: the Ray cluster to join, e.g. 'auto' (default: RAY_ADDRESS, else a local instance)")
     ap.add_argument('--nbs', default=None, help="the repository's nbs/ folder (found automatically in a clone)")
-    a = ap.parse_args(argv)
-    try: print(reproduce(a.scale, a.out, a.only, a.device, a.nbs, a.workers, engine=a.engine, address=a.address))
-    except (UsageError, FileNotFoundError) as e: print(f'midl_reproduce: {e}', file=sys.stderr); return 2
+    ap.add_argument('-p', '--parameter', nargs=2, action='append', default=[], metavar=('NAME', 'VALUE'), dest='params',
+                    help="a notebook parameter, as papermill's -p (e.g. -p seeds '[0, 1]' -p epochs 2); goes to each notebook that declares it")
+    try:
+        a = ap.parse_args(argv)
+        print(reproduce(a.scale, a.out, a.only, a.device, a.nbs, a.workers, engine=a.engine, address=a.address,
+                        params={k: parse_value(v) for k, v in a.params}))
+    except (ParamError, FileNotFoundError) as e: print(f'midl_reproduce: {e}', file=sys.stderr); return 2
     except NotebookFailed as e: print(f'midl_reproduce: {e}', file=sys.stderr); return 1
     return 0

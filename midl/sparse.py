@@ -11,6 +11,7 @@ import torch
 from torch import nn
 import torch.nn.functional as F
 from .core import MIDLayer, _check_width
+from .docstrings import documented
 from .math import topk_mask, topk_indices
 from .metrics import time_round_robin
 from . import native as _native
@@ -67,13 +68,22 @@ def _plain_linear(m) -> bool:
     return (isinstance(m, nn.Linear) and not m._forward_hooks and not m._forward_pre_hooks
             and 'weight' in m._parameters and not hasattr(m, 'parametrizations'))
 
+@documented
 class SparseMIDLayer(MIDLayer):
-    "MID-L whose rich path $W$ is evaluated only for the $k$ selected neurons of each sample; gate and cheap path are low rank."
+    """MID-L whose rich path $W$ is evaluated only for the $k$ selected neurons of each sample; gate and cheap path are low rank.
+
+    Input: a float tensor (..., `dim`); output (..., `out_dim`), as `MIDLayer`. Example: `SparseMIDLayer(4096, 0.25)` keeps
+    1024 neurons per sample with gate and cheap path of rank 32, and `layer(torch.randn(1, 4096))` reads only the 1024
+    selected rows of $W$; `forward_dense` computes the same function densely."""
     def __init__(self, dim:int, # input features d_in (the last dimension of x)
                  top_k, # neurons kept per sample: an int k, a fraction of out_dim, or a `TopKSchedule`
                  out_dim:int=None, # output features d_out (default: dim)
                  rank:int=None, # rank r of the shared down-projection D (default: `DEFAULT_RANK`, at most min(dim, out_dim) // 8, at least 1)
-                 alpha_dropout:float=0.1, ste:str='masked', bias:bool=True, anr_threshold:float=0., track_stats:bool=False,
+                 alpha_dropout:float=0.1, # dropout on alpha_hat in training; 0 disables
+                 ste:str='masked', # gradient through the mask: only 'masked' can be computed sparsely
+                 bias:bool=True, # biases in W, the cheap path and the gate
+                 anr_threshold:float=0., # a neuron counts as active when alpha_hat > anr_threshold
+                 track_stats:bool=False, # accumulate ANR and selection counts during forward
                  gather_budget:float=None, # gather W's selected rows while rows × k <= gather_budget × out_dim (None: `GATHER_BUDGET`)
                  kernel:str='auto'): # without autograd: 'native', 'compile' or 'torch' (see `gather_dot`); 'auto': native where it builds
         if ste != 'masked':
@@ -244,7 +254,7 @@ class SparseMIDLayer(MIDLayer):
         return 2 * rows * (self.in_features * self.rank + 2 * self.rank * self.out_features + k * self.in_features)
 
 
-# %% ../nbs/03a_sparse.ipynb 31
+# %% ../nbs/03a_sparse.ipynb 32
 @contextmanager
 def _threads(n:int=None):
     "Inside the `with` block PyTorch uses `n` intra-op threads (None: unchanged); the old number is restored after."

@@ -10,6 +10,7 @@ import pandas as pd
 from .files import atomic_write
 from .experiment import matches, pair_key
 from .paper import DISPLAY, baseline_name, model_name, with_paper, verdict_counts, verdicts_markdown, paired_deltas, t_interval
+from .paper import INCONSISTENCIES, verdict_counts_by_setting, verdicts_by_setting_markdown, verdict_rule_markdown
 
 # %% auto 0
 __all__ = ['SMI_COLUMNS', 'TABLE5_SETTINGS', 'save_table', 'save_figure', 'table_frame', 'metric', 'publish', 'mark_not_run',
@@ -175,20 +176,22 @@ def report_notes(records, verdicts:pd.DataFrame, scale:str):
     return notes
 
 def verdict_rule_text():
-    "The verdict rule in two sentences (README, report, summary)."
-    return ("Each claim is a paired difference, MID-L − baseline, per seed (same data, seed and settings); we report its mean "
-            "and 95 % t-interval. A claim is *consistent* when the paper's difference lies inside the interval and 0 does not, "
-            "*contradicted* when the paper's difference lies outside it, and *inconclusive* when the interval holds both "
-            "(or there is one measurement); values fixed by a setting are shown as *by construction* and not counted.")
+    "The verdict rule (README, report, summary): `midl.paper.verdict_rule_markdown`."
+    return verdict_rule_markdown()
 
 def write_summary(verdicts:pd.DataFrame, notes:list, out_dir, scale:str):
     "Write the verdict table (`verdicts.csv`/`.md`) and `summary.md` into `out_dir`; returns the counts of counted claims."
     counts = verdict_counts(verdicts)
     shared = ~verdicts.counted & ~verdicts.verdict.isin(['by construction', 'not run here'])
     aside = {v: int((verdicts.verdict == v).sum()) for v in ('by construction', 'not run here')} | {'same runs as another claim': int(shared.sum())}
-    text = (f'# midl reproduction summary (scale={scale})\n\n{verdict_rule_text()}\n\n' + verdicts_markdown(verdicts) + '\n\n'
-            + '\n'.join(f'* {n}' for n in notes) + f'\n\nVerdicts of the {counts.sum()} counted claims:\n\n' + counts.to_markdown()
-            + '\n\nNot counted: ' + ', '.join(f'{k} {v}' for k, v in aside.items()) + '.\n')
+    by = pd.concat({'plain': verdict_counts_by_setting(verdicts), 'after Holm': verdict_counts_by_setting(verdicts, 'verdict_holm')}, axis=1)
+    text = (f'# midl reproduction summary (scale={scale})\n\n{verdict_rule_text()}\n\n{verdicts_by_setting_markdown(verdicts)}\n\n'
+            + verdicts_markdown(verdicts) + '\n\n' + '\n'.join(f'* {n}' for n in notes)
+            + f'\n\nVerdicts of the {counts.sum()} counted claims, by setting:\n\n' + by.to_markdown()
+            + '\n\nNot counted: ' + ', '.join(f'{k} {v}' for k, v in aside.items()) + '.\n'
+            + "\n## The paper's inconsistencies\n\nWhere the paper gives two values for one thing; each claim that depends on one names it "
+            + "(column `inconsistency`) and the value it was tested against (`tested_against`):\n\n"
+            + INCONSISTENCIES.reset_index().to_markdown(index=False) + '\n')
     save_table(verdicts.set_index('table'), out_dir, 'verdicts', caption=f'Verdicts (scale={scale})')
     atomic_write(Path(out_dir)/'summary.md', lambda p: Path(p).write_text(text))
     return counts

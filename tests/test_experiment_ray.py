@@ -4,7 +4,7 @@ import pytest, torch
 from midl import experiment as E, plan as P, reproduce as R
 from midl.experiment import RunSpec, RunsFailedError, sweep, result_path, model_path
 
-needs_ray = pytest.mark.skipif(importlib.util.find_spec('ray') is None, reason='Ray is not installed (pip install "midl[ray]")')
+needs_ray = pytest.mark.skipif(importlib.util.find_spec('ray') is None, reason='Ray is not installed (pip install -e ".[ray]")')
 
 def _specs(n=4):
     runs = [(l, c, s) for s in (0, 1) for l, c in (('dense', dict(p=0.5)), ('midl', dict(top_k=0.5)))]
@@ -88,7 +88,7 @@ def test_worker_killed_every_time_is_a_failed_run(tmp_path, ray_local, monkeypat
 
 def test_ray_not_installed_is_a_clear_error(tmp_path, monkeypatch):
     monkeypatch.setitem(sys.modules, 'ray', None)                      # `import ray` fails, as without Ray
-    with pytest.raises(ImportError, match=r'pip install "midl\[ray\]"'): sweep(_specs(1), tmp_path, engine='ray')
+    with pytest.raises(ImportError, match=r'pip install -e "\.\[ray\]"'): sweep(_specs(1), tmp_path, engine='ray')
     assert not list(tmp_path.iterdir())                                # nothing ran
     assert R.main(['--engine', 'ray', '--out', str(tmp_path/'o')]) == 2
 

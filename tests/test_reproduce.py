@@ -56,15 +56,20 @@ def run_table8(tmp_path, **params):
     p = dict(scale='smoke', results_dir=str(tmp_path/'results'), out_dir=str(tmp_path/'out'), models_dir=None, **params)
     R.run_notebook(NBS/'10_table8.ipynb', tmp_path/'executed.ipynb', p, NBS)
 
-def test_failed_runs_stop_the_notebook_with_the_first_runs_error(tmp_path):
-    # seeds as papermill's -p passes them (a string); epochs=-1 makes every training run fail
-    with pytest.raises(R.NotebookFailed) as e: run_table8(tmp_path, datasets='digits', seeds='[0]', epochs=-1)
+def test_failed_runs_stop_the_notebook_with_the_first_runs_error(tmp_path, monkeypatch):
+    # seeds as papermill's -p passes them (a string); a damaged MNIST in the cache makes every training run fail
+    # (a bad parameter such as epochs=-1 no longer gets that far: tests/test_params.py)
+    raw = tmp_path/'cache'/'MNIST'/'raw'; raw.mkdir(parents=True)
+    for f in ('train-images-idx3-ubyte', 'train-labels-idx1-ubyte', 't10k-images-idx3-ubyte', 't10k-labels-idx1-ubyte'):
+        (raw/f).write_text('not an IDX file')
+    monkeypatch.setenv('MIDL_DATA', str(tmp_path/'cache'))  # the kernel inherits it
+    with pytest.raises(R.NotebookFailed) as e: run_table8(tmp_path, datasets='mnist', seeds='[0]')
     msg = str(e.value)
-    assert '4 of 4 runs failed' in msg and 'epochs' in msg and '.error.txt' in msg
+    assert '4 of 4 runs failed' in msg and 'CorruptDataError' in msg and 'bad magic number' in msg and '.error.txt' in msg
     assert not list((tmp_path/'out').glob('table8*'))        # no table was published
 
 def test_bad_list_parameter_is_a_clear_error(tmp_path):
-    with pytest.raises(R.NotebookFailed, match=r"seeds='\[0, x\]' is not a list of int"):
+    with pytest.raises(R.NotebookFailed, match=r"ParamError: seeds='\[0, x\]' is not a list of seeds"):
         run_table8(tmp_path, datasets='[digits]', seeds='[0, x]')
 
 def test_kernels_start_without_transport_warnings(tmp_path, capfd):
