@@ -28,7 +28,7 @@ def cpu() -> dict:
     "This CPU: model name, PyTorch's vector dispatch level, AVX-512 and AMX flags, cores PyTorch may use."
     info = Path('/proc/cpuinfo').read_text() if Path('/proc/cpuinfo').exists() else ''
     field = lambda name: next((l.split(':', 1)[1].strip() for l in info.splitlines() if l.startswith(name)), '')
-    flags = set(field('flags').split())
+    flags = set(N._cpu_flags().split(':', 1)[-1].split())
     return dict(model=field('model name') or platform.processor() or platform.machine(),
                 capability=torch.backends.cpu.get_cpu_capability(), avx512='avx512f' in flags, amx='amx_tile' in flags,
                 cores=os.cpu_count(), default_threads=torch.get_num_threads())

@@ -12,6 +12,7 @@ from types import SimpleNamespace
 import torch
 from torch.utils._python_dispatch import is_in_torch_dispatch_mode, _get_current_dispatch_mode_stack
 from torch.utils.flop_counter import FlopCounterMode
+from .files import atomic_write
 from .math import topk_indices
 
 # %% auto 0
@@ -58,11 +59,6 @@ def _build_lock(cache:Path):
         try: yield
         finally: fcntl.flock(f, fcntl.LOCK_UN)
 
-def _replace_text(path:Path, text:str):
-    "Write `text` to `path` atomically: a temporary file beside it, then one rename."
-    tmp = path.with_name(f'.{path.name}.{os.getpid()}.tmp')
-    tmp.write_text(text); os.replace(tmp, path)
-
 def lib_path(stem:str, sources, key_parts, cache:Path=None) -> Path:
     "Where the build of `sources` with `key_parts` (compiler, flags, target, versions) lives: `cache/stem_KEY.so`."
     h = hashlib.sha256()
@@ -81,7 +77,7 @@ def compile_cached(lib:Path, cmd, what:str) -> Path:
             if res.returncode: raise RuntimeError(f"{what}:\n{res.stderr[-2000:]}")
             digest = _digest(out)
             os.replace(out, lib)                                         # the library in one step ...
-            _replace_text(lib.with_suffix('.sha256'), digest)            # ... then its hash: a kill between leaves it unverified
+            atomic_write(lib.with_suffix('.sha256'), lambda t: Path(t).write_text(digest))            # ... then its hash: a kill between leaves it unverified
     return lib
 
 # %% ../nbs/03b_native.ipynb 13
