@@ -7,17 +7,61 @@ executing anything:
 * `#| echo: false` cells (the `show_doc` cells) keep their output and hide their source (MyST-NB's `remove-input`);
 * links into the published site (`doc_host/doc_baseurl/core.html#anchor`) point at the page of this build instead;
 * Quarto's link attributes (`[source](...){target="_blank" ...}`) are dropped;
-* the index page gets the (hidden) table of contents that lists every other notebook, in file order.
+* `show_doc` outputs: the signature becomes a code block, the docstring (italic in Quarto, which breaks on a
+  docstring of several paragraphs) a `midl-docstring` container, the source link a `midl-source` link (midl.css);
+* in tables, `a ± b` stays on one line (a wide table scrolls rather than wrapping every number);
+* experiment notebooks' two parameter cells (defaults, and papermill's injected values) get a line saying which is which;
+* stream outputs are shown as a terminal shows them: a progress bar's `\r` updates leave only their last state;
+* the index page gets the (hidden) tables of contents of the sidebar, one per section of `SECTIONS`, each in file
+  order. `nbs/sidebar.yml` (Quarto's sidebar, `custom_sidebar = True` in settings.ini) lists the same sections:
+  `python docs/nbreader.py` prints it from `SECTIONS`, and tests/test_docs.py checks that the two agree.
 """
 from __future__ import annotations
 import json, re
 from pathlib import Path
 import nbformat, yaml
 from nbformat.v4.rwbase import rejoin_lines
+from pygments.lexers import PythonLexer
+from pygments.token import Error
 
 PROC = Path(__file__).resolve().parent.parent/'_proc'
 SITE = 'https://midl-repro.github.io/midl/'                 # doc_host + doc_baseurl in settings.ini
 _ATTRS = re.compile(r'\)\{target="_blank"[^{}]*\}')       # Quarto attributes after nbdev's [source](...) links
+
+# The sidebar's sections, in order. The index page is Home (the site's title links to it) and is in no section.
+# A notebook's section: by name in SECTION_OF, else by its number (00-09 the library, 10 and up the experiments).
+SECTIONS = ('Derivation', 'Library', 'Experiments', 'Report')
+SECTION_OF = {'00_math': 'Derivation', 'architecture': 'Library', '19_report': 'Report'}
+HOME = 'index'
+
+def section(stem:str) -> str|None:
+    "The sidebar section of notebook `stem` (file name less `.ipynb`); `None` for the index page (Home)."
+    if stem == HOME: return None
+    if stem in SECTION_OF: return SECTION_OF[stem]
+    m = re.match(r'(\d\d)[a-z]?_', stem)
+    if m is None: raise ValueError(f'{stem}.ipynb has no sidebar section: name it NN_name or add it to SECTION_OF in docs/nbreader.py')
+    return 'Library' if int(m[1]) < 10 else 'Experiments'
+
+def sections(stems) -> dict:
+    "{section: [notebook stems in file order]} for the notebooks `stems` (the index page left out), every section listed."
+    out = {s: [] for s in SECTIONS}
+    for stem in sorted(stems):
+        if section(stem) is not None: out[section(stem)].append(stem)
+    return out
+
+def quarto_sidebar(stems) -> dict:
+    "Quarto's sidebar (nbs/sidebar.yml) with the sections of `sections`: the index page first, then one `section` each."
+    return {'website': {'sidebar': {'contents': [f'{HOME}.ipynb'] + [
+        {'section': s, 'contents': [f'{n}.ipynb' for n in ns]} for s, ns in sections(stems).items() if ns]}}}
+
+def toctrees(stems) -> str:
+    "The index page's hidden tables of contents: one per section, captioned, which Furo's sidebar shows as sections."
+    return '\n\n'.join(f'```{{toctree}}\n:hidden:\n:titlesonly:\n:caption: {s}\n\n' + '\n'.join(ns) + '\n```'
+                       for s, ns in sections(stems).items() if ns)
+
+PARAM_LABELS = {                                           # experiment notebooks: papermill's parameter cells
+    'parameters': 'Parameters, with their defaults (papermill\'s `-p` sets them for a run):',
+    'injected-parameters': 'The parameters of the run whose outputs this page shows (injected by papermill):'}
 
 def front_matter(nb) -> dict:
     "The YAML of a leading `---` raw cell (what nbdev's processing writes for Quarto); `{}` if there is none."
@@ -43,12 +87,57 @@ def local_links(text:str, pages:dict) -> str:
     text = re.sub(re.escape(SITE) + r'([\w\-]+\.html)(#[\w.\-]+)?', lambda m: _local(m, pages), text)
     return _ATTRS.sub(')', text)
 
+_SHOW_DOC = re.compile(r'\s*---\s*\n+(?:\[source\]\((?P<src>[^)\s]+)\)(?:\{[^{}]*\})?\n+)?(?P<head>#{1,6} [^\n]+)\n+'
+                       r'(?P<sig>(?:>[^\n]*(?:\n|$))*)(?P<rest>.*)', re.S)
+_TABLE = re.compile(r'^\|[^\n]*\|\s*\n\|\s*-', re.M)     # the parameter table docments adds after the docstring
+
+def _lang(code:str) -> str:
+    "'python' when Pygments lexes `code` as Python without an error token (Sphinx warns, and -W fails, on one), else 'text'."
+    return 'text' if any(t is Error for t, _ in PythonLexer().get_tokens(code)) else 'python'
+
+def show_doc_md(md:str) -> str:
+    "nbdev's `show_doc` Markdown (written for Quarto) as MyST: see the module's docstring. Other Markdown is returned as is."
+    m = _SHOW_DOC.fullmatch(md)
+    if m is None: return md
+    out = [f'<a class="midl-source reference external" href="{m["src"]}">source</a>'] if m['src'] else []
+    out.append(m['head'])
+    sig = [re.sub(r'^> ? {0,5}', '', l) for l in m['sig'].rstrip('\n').split('\n')] if m['sig'].strip() else []
+    if sig:
+        code = '\n'.join(sig)
+        out.append(f'```{_lang(code)}\n{code}\n```')
+    rest = m['rest'].strip()
+    t = _TABLE.search(rest)
+    doc, table = (rest[:t.start()].strip(), rest[t.start():]) if t else (rest, '')
+    if len(doc) > 1 and doc.startswith('*') and doc.endswith('*') and not doc.startswith('**'): doc = doc[1:-1].strip()
+    if doc: out.append(f'::::{{container}} midl-docstring\n{doc}\n::::')
+    if table:                                                  # docments' type of *args / **kwargs: their stars
+        table = re.sub(r'^\| (\w+) \| VAR_KEYWORD \|', r'| \\*\\*\1 |  |', table, flags=re.M)
+        out.append(re.sub(r'^\| (\w+) \| VAR_POSITIONAL \|', r'| \\*\1 |  |', table, flags=re.M))
+    return '\n\n'.join(out) + '\n'
+
+def terminal(text:str) -> str:
+    "`text` as a terminal shows it: on each line, what follows its last carriage return (a progress bar's last state)."
+    return '\n'.join(([p for p in l.split('\r') if p] or [''])[-1] for l in text.split('\n'))
+
 def _fix_outputs(cell, pages):
-    for o in cell.get('outputs', []):
+    outs, merged = cell.get('outputs', []), []
+    for o in outs:                                             # consecutive stream outputs of one stream: one output
+        if o.get('output_type') == 'stream' and merged and merged[-1].get('output_type') == 'stream' and merged[-1]['name'] == o['name']:
+            merged[-1]['text'] = ''.join(merged[-1]['text']) + ''.join(o['text'])
+        else: merged.append(o)
+    for o in merged:
+        if o.get('output_type') == 'stream':
+            o['text'] = terminal(''.join(o['text']))
+            continue
+        html = o.get('data', {}).get('text/html')
+        if html is not None and '<table' in ''.join(html): o['data']['text/html'] = ''.join(html).replace(' ± ', '&nbsp;±&nbsp;')
         md = o.get('data', {}).get('text/markdown')
         if md is None: continue
-        md = re.sub(r'^\s*---\s*\n', '', ''.join(md))      # show_doc's leading rule: a docutils error inside an output
+        md = show_doc_md(''.join(md))
+        md = re.sub(r'^(\|.*)$', lambda r: r[1].replace(' ± ', '\u00a0±\u00a0'), md, flags=re.M)   # '97.6 ± 0.4' on one line
+        md = re.sub(r'^\s*---\s*\n', '', md)                  # a leading rule: a docutils error inside an output
         o['data']['text/markdown'] = local_links(md, pages)
+    if outs: cell['outputs'] = merged
 
 def _load(text:str) -> nbformat.NotebookNode:
     "The notebook in `text`, less nbdev's private `has_sd` cell key (not in the nbformat schema), with cell ids."
@@ -66,6 +155,13 @@ def read(text:str, proc:str|None=None) -> nbformat.NotebookNode:
     if fm:
         lead = f"# {fm.get('title', '')}\n\n{fm['description']}" if fm.get('description') else f"# {fm.get('title', '')}"
         nb.cells[0] = nbformat.v4.new_markdown_cell(lead)
+    labelled = []
+    for c in nb.cells:                                         # say what each of papermill's two parameter cells is
+        tags = c.get('metadata', {}).get('tags', [])
+        label = next((PARAM_LABELS[t] for t in tags if t in PARAM_LABELS), None) if c.cell_type == 'code' else None
+        if label: labelled.append(nbformat.v4.new_markdown_cell(f'::::{{container}} midl-cell-label\n{label}\n::::'))
+        labelled.append(c)
+    nb.cells = labelled
     for c in nb.cells:
         if c.cell_type == 'markdown': c.source = local_links(c.source, pages)
         if c.cell_type != 'code': continue
@@ -75,6 +171,11 @@ def read(text:str, proc:str|None=None) -> nbformat.NotebookNode:
             c.metadata.setdefault('tags', []).append('remove-input')
         c.source = '\n'.join(l for l in lines if not re.match(r'#\|\s*[\w\-]+:', l))   # Quarto cell options
     if fm.get('output-file') == 'index.html':
-        others = [n.removesuffix('.ipynb') for n in sorted(pages.values()) if n != 'index.ipynb']
-        nb.cells.append(nbformat.v4.new_markdown_cell('```{toctree}\n:hidden:\n:titlesonly:\n\n' + '\n'.join(others) + '\n```'))
+        nb.cells.append(nbformat.v4.new_markdown_cell(toctrees(n.removesuffix('.ipynb') for n in pages.values())))
     return nb
+
+if __name__ == '__main__':                                     # print nbs/sidebar.yml from SECTIONS
+    nbs = Path(__file__).resolve().parent.parent/'nbs'
+    print('# Quarto\'s sidebar (settings.ini: custom_sidebar = True, so nbdev leaves this file alone). Written by\n'
+          '# `python docs/nbreader.py > nbs/sidebar.yml` from the sections in docs/nbreader.py, which the Sphinx site uses too.')
+    print(yaml.safe_dump(quarto_sidebar(p.stem for p in nbs.glob('*.ipynb')), sort_keys=False), end='')

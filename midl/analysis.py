@@ -62,7 +62,7 @@ def plot_neuron_profile(ax, profile:pd.DataFrame, title:str='', color='C0', labe
 
 # %% ../nbs/09_analysis.ipynb 17
 def pool_reliability(bins:list):
-    "Count-weighted pooling of several reliability records (dicts of `confidence`, `accuracy`, `count`)."
+    "Count-weighted pooling of several reliability records (dicts with keys 'confidence', 'accuracy', 'count')."
     n = np.sum([b['count'] for b in bins], 0)
     w = lambda key: np.sum([np.array(b[key]) * np.array(b['count']) for b in bins], 0) / np.maximum(n, 1)
     return dict(confidence=w('confidence').tolist(), accuracy=w('accuracy').tolist(), count=n.tolist())

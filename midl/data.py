@@ -17,10 +17,10 @@ from .formats import _TOKENIZER_VERSION
 # %% auto 0
 __all__ = ['ADULT_MD5', 'REGISTRY', 'DATASETS', 'APPROX_CIFAR10_MD5', 'DatasetInfo', 'register_loader', 'data_root', 'check_name',
            'DataNotFoundError', 'ArrayDataset', 'targets_of', 'get_dataset', 'get_splits', 'data_available',
-           'symmetric_label_noise', 'as_array_dataset', 'stratified_indices', 'stratified_subset', 'CorruptDataError',
-           'check_labels', 'read_idx', 'write_idx', 'read_pickle', 'read_cifar_batch', 'read_svhn_mat', 'md5sum',
-           'ADULT_COLUMNS', 'ADULT_NUMERIC', 'read_adult', 'adult_encoder', 'adult_features', 'PAD', 'UNK',
-           'imdb_tokenize', 'build_vocab', 'encode', 'pad_sequences', 'bag_of_words']
+           'symmetric_label_noise', 'as_array_dataset', 'stratified_indices', 'stratified_subset', 'split_valid',
+           'CorruptDataError', 'check_labels', 'read_idx', 'write_idx', 'read_pickle', 'read_cifar_batch',
+           'read_svhn_mat', 'md5sum', 'ADULT_COLUMNS', 'ADULT_NUMERIC', 'read_adult', 'adult_encoder', 'adult_features',
+           'PAD', 'UNK', 'imdb_tokenize', 'build_vocab', 'encode', 'pad_sequences', 'bag_of_words']
 
 # %% ../nbs/02_data.ipynb 7
 @dataclass
@@ -401,6 +401,14 @@ def stratified_subset(ds, per_class:int=None, n:int=None, seed:int=0):
     if not isinstance(ds, ArrayDataset): ds = as_array_dataset(ds)
     idx = stratified_indices(targets_of(ds), per_class, n, seed)
     return ds.subset(idx, subset_indices=idx, subset_seed=seed)
+
+def split_valid(train, frac:float, seed:int=0):
+    "(`train` less a stratified, seeded share `frac` of it, that share as validation data); `(train, None)` for `frac` 0."
+    if not frac: return train, None
+    if not 0 < frac < 1: raise ValueError(f"valid_frac={frac} must be in [0, 1)")
+    if not isinstance(train, ArrayDataset): train = as_array_dataset(train)
+    idx = stratified_indices(targets_of(train), n=max(1, round(frac * len(train))), seed=seed + 7919)
+    return train.subset(np.setdiff1d(np.arange(len(train)), idx)), train.subset(idx)
 
 # %% ../nbs/02_data.ipynb 61
 _all_ = ['CorruptDataError', 'check_labels', 'read_idx', 'write_idx', 'read_pickle', 'read_cifar_batch', 'read_svhn_mat',

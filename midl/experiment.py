@@ -19,17 +19,19 @@ from tqdm import tqdm
 import midl
 from .docstrings import documented
 from .files import atomic_write, write_json_atomic, read_json, acquire_lock, release_lock
-from .train import TrainConfig, fit, evaluate, get_device
+from .train import TrainConfig, fit, evaluate, get_device, progress_default
 from .metrics import executed_flops, ideal_flops, latency, peak_memory_mb, time_round_robin
 from .models import MODEL_VERSION
 
 # %% auto 0
-__all__ = ['RunSpec', 'record_spec', 'prepare_data', 'build', 'git_state', 'environment', 'efficiency', 'Trained', 'train_spec',
-           'provenance', 'run', 'robust_accuracy', 'result_path', 'model_path', 'NotReproducedWarning', 'restore_model',
-           'load_model', 'RunsFailedError', 'sweep', 'load_results', 'records_frame', 'pair_key', 'matches',
-           'quiet_latency_pass']
+__all__ = ['ADDED_FIELDS', 'RunSpec', 'record_spec', 'prepare_data', 'build', 'git_state', 'environment', 'efficiency', 'Trained',
+           'train_spec', 'provenance', 'run', 'robust_accuracy', 'result_path', 'model_path', 'NotReproducedWarning',
+           'restore_model', 'load_model', 'RunsFailedError', 'sweep', 'load_results', 'records_frame', 'pair_key',
+           'matches', 'quiet_latency_pass']
 
 # %% ../nbs/07_experiment.ipynb 6
+ADDED_FIELDS = dict(valid_frac=0., select=None, augment=None, lr_schedule='none', data_config={}, speed={})
+
 @dataclass(frozen=True)
 class RunSpec:
     "Everything that determines one training run and its evaluation."
@@ -51,13 +53,23 @@ class RunSpec:
     latency_batch:int = 64              # batch size for latency and memory (Table 5 uses 64)
     tag:str = ''                        # the experiment this run belongs to, e.g. 'table2'
     model_version:int = MODEL_VERSION   # the layer defaults the model is built with (`midl.models.VERSION_DEFAULTS`)
+    valid_frac:float = 0.               # hold out this share of the training data (stratified) as validation data
+    select:str = None                   # 'valid_acc': keep the epoch best on the validation data (`TrainConfig.select`)
+    augment:str = None                  # 'crop_flip': standard CIFAR augmentation (`TrainConfig.augment`)
+    lr_schedule:str = 'none'            # `TrainConfig.lr_schedule`, e.g. 'onecycle'
+    data_config:dict = field(default_factory=dict)    # loader options, e.g. dict(max_len=428) for IMDB
+    speed:dict = field(default_factory=dict)          # forced `TrainConfig` speed settings, e.g. dict(precision='fp32'); {}: by machine
 
     def asdict(self): return {f.name: getattr(self, f.name) for f in fields(self)}
+
+    def _keyed(self):
+        "The fields the key hashes: all, less those added after the first records while they keep their defaults."
+        return {k: v for k, v in self.asdict().items() if not (k in ADDED_FIELDS and v == ADDED_FIELDS[k])}
 
     @property
     def key(self):
         "A file-name-safe identifier: readable fields plus a hash of all fields."
-        h = hashlib.sha1(json.dumps(self.asdict(), sort_keys=True, default=str).encode()).hexdigest()[:10]
+        h = hashlib.sha1(json.dumps(self._keyed(), sort_keys=True, default=str).encode()).hexdigest()[:10]
         return f"{self.tag or 'run'}-{self.dataset}-{self.layer}-s{self.seed}-{h}"
 
 def record_spec(rec:dict):
@@ -68,7 +80,7 @@ def record_spec(rec:dict):
 def prepare_data(spec:RunSpec, root=None):
     "Train and test datasets for `spec`, plus facts about them for the record."
     from midl import data as D
-    train, test = D.get_dataset(spec.dataset, train=True, root=root), D.get_dataset(spec.dataset, train=False, root=root)
+    train, test = (D.get_dataset(spec.dataset, train=t, root=root, **spec.data_config) for t in (True, False))
     info = dict(integrity=getattr(train, 'integrity', 'unknown'), description=getattr(train, 'description', spec.dataset),
                 config={k: getattr(train, k) for k in ('modality', 'view', 'vocab_size', 'max_len') if hasattr(train, k)})
     if spec.per_class or spec.n_train:
@@ -77,7 +89,9 @@ def prepare_data(spec:RunSpec, root=None):
         train = D.symmetric_label_noise(train, spec.label_noise, seed=spec.seed)
         info['realised_noise'] = float(getattr(train, 'flip_rate', float('nan')))
     if spec.n_test and spec.n_test < len(test): test = D.stratified_subset(test, n=spec.n_test, seed=0)
-    info.update(n_train=len(train), n_test=len(test))
+    train, valid = D.split_valid(train, spec.valid_frac, spec.seed)
+    info.update(n_train=len(train), n_test=len(test), n_valid=len(valid) if valid is not None else 0)
+    if valid is not None: train.valid = valid                            # `train_spec` hands it to `fit`
     return train, test, info
 
 def build(spec:RunSpec, train):
@@ -120,10 +134,10 @@ def train_spec(spec:RunSpec, root=None, progress=False):
     device = get_device(spec.device)
     train, test, info = prepare_data(spec, root)
     model = build(spec, train)
-    cfg = TrainConfig(epochs=spec.epochs, batch_size=spec.batch_size, lr=spec.lr, seed=spec.seed,
-                      device=str(device), progress=progress)
-    model, history = fit(model, train, config=cfg)
-    return Trained(model, test, info, history, device, cfg)
+    cfg = TrainConfig(epochs=spec.epochs, batch_size=spec.batch_size, lr=spec.lr, seed=spec.seed, device=str(device),
+                      progress=progress, select=spec.select, augment=spec.augment, lr_schedule=spec.lr_schedule, **spec.speed)
+    model, history = fit(model, train, getattr(train, 'valid', None), config=cfg)
+    return Trained(model, test, info, history, device, cfg)         # `history.info`: speed settings, epochs run and chosen
 
 def provenance(spec:RunSpec, trained:Trained, root=None, workers:int=1):
     "Where a record comes from: code (git), data files (import md5s), process (workers, threads) and the resolved configuration."
@@ -152,7 +166,7 @@ def run(spec:RunSpec, # what to train and evaluate: dataset, hidden layer, seed,
     metrics = evaluate(model, test, device=device)
     if spec.corruption: metrics['robust_accuracy'] = robust_accuracy(model, test, spec, device, root)
     metrics.update(efficiency(model, test[0][0], spec, device))
-    return dict(spec=spec.asdict(), key=spec.key, metrics=metrics, data=info, history=history,
+    return dict(spec=spec.asdict(), key=spec.key, metrics=metrics, data=info, history=list(history), speed=history.info.pop('speed', None), training=history.info,
                 n_params=sum(p.numel() for p in model.parameters()), train_time_s=t_train,
                 total_time_s=time.perf_counter() - t0, env=environment(), provenance=provenance(spec, trained, root, workers),
                 finished=datetime.now(timezone.utc).isoformat(timespec='seconds'))
@@ -315,7 +329,7 @@ def sweep(specs, # `RunSpec`s; equal specs (same `key`) run once
           workers:int=1, # local engine: runs side by side in worker processes (>= 1)
           root=None, # the data cache (default: `midl.data.data_root()`)
           threads:int=None, # torch threads of each worker process when workers > 1 (default 1)
-          progress:bool=True, # a progress bar over the runs
+          progress:bool=None, # a progress bar over the runs; None: `progress_default()` (a terminal, or `MIDL_PROGRESS`)
           models_dir=None, # keep each run's trained weights here (`model_path`)
           run_missing:bool=True, # False: run nothing, only return the records that exist
           strict:bool=True,      # False: report failed runs instead of raising `RunsFailedError`
@@ -332,7 +346,7 @@ def sweep(specs, # `RunSpec`s; equal specs (same `key`) run once
     results_dir = Path(results_dir); results_dir.mkdir(parents=True, exist_ok=True)
     specs = list({s.key: s for s in specs}.values())                     # drop duplicates, keep order
     todo = [s for s in specs if not _done(s, results_dir)] if run_missing else []
-    bar = tqdm(total=len(todo), desc=f'runs ({len(specs) - len(todo)} done before)', disable=not progress)
+    bar = tqdm(total=len(todo), desc=f'runs ({len(specs) - len(todo)} done before)', disable=not progress_default(progress))
     errors, locked = [], {}
     def finished(s, status, info):
         if status == 'failed':
@@ -439,8 +453,8 @@ def matches(rec:dict, where=None):
     return any(matches(rec, w) for w in where)
 
 # %% ../nbs/07_experiment.ipynb 43
-def quiet_latency_pass(results_dir, threads:int=1, repeats:int=30, warmup:int=5, root=None, redo:bool=False, progress:bool=True):
-    "Re-time every record in `results_dir` without a `latency_pass` (all with `redo`: their pass replaced) in this process; returns how many. Each record is written back to its own file, so a second pass adds nothing."
+def quiet_latency_pass(results_dir, threads:int=1, repeats:int=30, warmup:int=5, root=None, redo:bool=False, progress:bool=None):
+    "Re-time every record in `results_dir` without a `latency_pass` (all with `redo`: their pass replaced) in this process; returns how many. Each record is written back to its own file, so a second pass adds nothing. `progress`: a bar over the groups; None: `progress_default()`."
     from midl import data as D
     files = [(p, r) for p in sorted(Path(results_dir).glob('*.json')) if (r := _read_record(p)) is not None]
     todo = [(p, r) for p, r in files if redo or 'latency_pass' not in r]
@@ -449,7 +463,7 @@ def quiet_latency_pass(results_dir, threads:int=1, repeats:int=30, warmup:int=5,
     before = torch.get_num_threads(); torch.set_num_threads(threads)
     try:
         sets = {}
-        for rs in tqdm(groups.values(), desc='quiet latency pass', disable=not progress):
+        for rs in tqdm(groups.values(), desc='quiet latency pass', disable=not progress_default(progress)):
             specs = [record_spec(r) for _, r in rs]
             ds = specs[0].dataset
             if ds not in sets: sets[ds] = (D.get_dataset(ds, train=True, root=root), D.get_dataset(ds, train=False, root=root))

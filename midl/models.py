@@ -10,8 +10,9 @@ from torch import nn
 from .layers import make_layer, layer_options, sample_keys, LAYERS
 
 # %% auto 0
-__all__ = ['BACKBONES', 'MODEL_VERSION', 'VERSION_DEFAULTS', 'Classifier', 'mlp', 'conv_features', 'cnn', 'LSTMEncoder', 'lstm',
-           'describe', 'default_backbone', 'version_config', 'build_model']
+__all__ = ['BACKBONES', 'MODEL_VERSION', 'VERSION_DEFAULTS', 'PAPER_FLOPS', 'PAPER_BACKBONES', 'PAPER_DATA', 'Classifier', 'mlp',
+           'conv_features', 'cnn', 'LSTMEncoder', 'lstm', 'describe', 'default_backbone', 'version_config',
+           'build_model', 'paper_backbone']
 
 # %% ../nbs/04_models.ipynb 6
 class Classifier(nn.Module):
@@ -42,20 +43,31 @@ def mlp(input_shape, n_classes:int, hidden=(256, 256), layer:str='midl', **layer
     return Classifier(nn.Flatten(), math.prod(input_shape), n_classes, hidden, layer, **layer_config)
 
 # %% ../nbs/04_models.ipynb 16
-def conv_features(in_channels:int=3, channels=(32, 64, 128)):
-    "Conv 3×3 → BatchNorm → ReLU → MaxPool 2×2 per entry of `channels`, then flatten."
-    layers, c = [], in_channels
-    for o in channels:
-        layers += [nn.Conv2d(c, o, 3, padding=1), nn.BatchNorm2d(o), nn.ReLU(), nn.MaxPool2d(2)]   # x_j = pool(relu(bn(W_j * x_{j-1})))
+def _stage(c:int, widths):
+    "One stage: Conv 3×3 → BatchNorm → ReLU per width in `widths`, then MaxPool 2×2; returns (layers, out channels)."
+    layers = []
+    for o in widths:
+        layers += [nn.Conv2d(c, o, 3, padding=1), nn.BatchNorm2d(o), nn.ReLU()]   # relu(bn(W * x))
         c = o
+    return layers + [nn.MaxPool2d(2)], c                          # x_j = pool(...): each stage halves H and W
+
+def _widths(entry): return (entry,) if isinstance(entry, numbers.Integral) else tuple(entry)
+
+def conv_features(in_channels:int=3, channels=(32, 64, 128)):
+    "One pooling stage per entry of `channels`: an int is one conv of that width, a tuple several convs; then flatten."
+    layers, c = [], in_channels
+    for entry in channels:
+        stage, c = _stage(c, _widths(entry))
+        layers += stage
     return nn.Sequential(*layers, nn.Flatten())
 
 def cnn(input_shape, n_classes:int, hidden=(256, 256), layer:str='midl', channels=(32, 64, 128), **layer_config):
-    "CNN + MLP for images of shape `input_shape` = (C, H, W)."
+    "CNN + MLP for images of shape `input_shape` = (C, H, W); `channels` as in `conv_features`."
     C, H, W = input_shape
-    s = 2 ** len(channels)                                        # each block halves H and W
-    if H < s or W < s: raise ValueError(f"images of {H}×{W} are too small for {len(channels)} pooling blocks; pass fewer channels")
-    return Classifier(conv_features(C, channels), channels[-1] * (H // s) * (W // s), n_classes, hidden, layer, **layer_config)
+    s = 2 ** len(channels)                                        # each stage halves H and W
+    if H < s or W < s: raise ValueError(f"images of {H}×{W} are too small for {len(channels)} pooling stages; pass fewer channels")
+    last = _widths(channels[-1])[-1]
+    return Classifier(conv_features(C, channels), last * (H // s) * (W // s), n_classes, hidden, layer, **layer_config)
 
 # %% ../nbs/04_models.ipynb 20
 class LSTMEncoder(nn.Module):
@@ -152,3 +164,19 @@ def build_model(data=None, # a torch Dataset, or an input shape such as (1, 28, 
         if len(d['input_shape']) != 3: raise ValueError(f"the CNN needs (C, H, W) images, got shape {d['input_shape']}")
         return cnn(d['input_shape'], d['n_classes'], hidden or (256, 256), layer, channels, **layer_config)
     return mlp(d['input_shape'], d['n_classes'], hidden or (256, 256), layer, **layer_config)
+
+# %% ../nbs/04_models.ipynb 41
+PAPER_FLOPS = dict(mnist=15.2e6, cifar10=64.0e6, cifar100=80.3e6, svhn=55.1e6, adult=6.4e6, imdb=112.3e6)  # Table 8, baselines
+_MNIST_MLP = dict(backbone='mlp', hidden=(2400, 2400))
+PAPER_BACKBONES = dict(
+    mnist=_MNIST_MLP, fashion_mnist=_MNIST_MLP, kmnist=_MNIST_MLP,
+    adult=dict(backbone='mlp', hidden=(1728, 1728)),
+    cifar10=dict(backbone='cnn', channels=(32, (64, 64), (128, 128)), hidden=(512, 512)),
+    cifar100=dict(backbone='cnn', channels=(36, (72, 72), (144, 144)), hidden=(512, 512)),
+    svhn=dict(backbone='cnn', channels=(32, (64, 64), (128, 128)), hidden=(256, 256)),
+    imdb=dict(backbone='lstm', embed_dim=128, lstm_hidden=128, hidden=(128,)))
+PAPER_DATA = dict(imdb=dict(max_len=428))           # loader options that set the backbone's cost
+
+def paper_backbone(dataset:str) -> dict:
+    "Backbone options (for `build_model`) whose dense baseline costs Table 8's FLOPs for `dataset`; {} where the paper gives none."
+    return {k: v for k, v in PAPER_BACKBONES.get(dataset, {}).items()}

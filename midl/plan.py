@@ -12,13 +12,15 @@ from .docstrings import documented
 from .data import DATASETS, check_name
 from .experiment import RunSpec, sweep, quiet_latency_pass, _engine
 from .paper import TABLE4_ROWS
+from .models import paper_backbone, PAPER_DATA
 
 # %% auto 0
-__all__ = ['SCALES', 'EPOCHS', 'SIZES', 'SEEDS', 'TABLE2_EPOCHS', 'ABLATION_CONFIG', 'ABLATIONS', 'SPARSE_RANK', 'SPARSE_RANKS',
-           'ONE_SEED_PLANS', 'PLANS', 'DEVICES', 'scale_settings', 'available_datasets', 'param_list', 'layer_pair',
-           'table8_specs', 'main_specs', 'table2_specs', 'table3_specs', 'table4_specs', 'ablation_name',
-           'sparse_layer', 'sparse_specs', 'sparse_rank_specs', 'one_seed', 'table6_specs', 'table7_specs',
-           'figure4_specs', 'Experiment', 'ParamError', 'check_params', 'run_experiment']
+__all__ = ['SCALES', 'EPOCHS', 'SIZES', 'SEEDS', 'REGIMES', 'VALID_FRAC', 'AUGMENT', 'TABLE2_EPOCHS', 'ABLATION_CONFIG',
+           'ABLATIONS', 'SPARSE_RANK', 'SPARSE_RANKS', 'ONE_SEED_PLANS', 'PLANS', 'DEVICES', 'EVAL_OVERHEAD',
+           'scale_settings', 'available_datasets', 'param_list', 'layer_pair', 'regime', 'table8_specs', 'main_specs',
+           'table2_specs', 'table3_specs', 'table4_specs', 'ablation_name', 'sparse_layer', 'sparse_specs',
+           'sparse_rank_specs', 'one_seed', 'table6_specs', 'table7_specs', 'figure4_specs', 'Experiment', 'ParamError',
+           'check_params', 'run_experiment', 'train_samples', 'budget_frame', 'measure_rates', 'within_budget']
 
 # %% ../nbs/08_plan.ipynb 6
 SCALES = dict(
@@ -26,10 +28,10 @@ SCALES = dict(
     default=dict(seeds=(0, 1), n_train=2000, n_test=1000, epochs=None, analysis_samples=1000),
     full=dict(seeds=(0, 1, 2, 3, 4), n_train=None, n_test=None, epochs=None, analysis_samples=2000),
 )
-EPOCHS = dict(full=dict(digits=40, mnist=10, fashion_mnist=10, kmnist=10, adult=10, imdb=3, cifar10=10, cifar100=10, svhn=10),
+EPOCHS = dict(full=dict(digits=40, mnist=10, fashion_mnist=10, kmnist=10, adult=10, imdb=8, cifar10=20, cifar100=20, svhn=15),   # the most; the epoch is chosen on validation data
               default=dict(digits=30, mnist=4, fashion_mnist=4, kmnist=4, adult=4, imdb=1, cifar10=3, cifar100=3, svhn=3))
 SIZES = dict(digits=dict(n_train=None, n_test=None))   # smaller than the scales' subsets: always the whole set
-SEEDS = dict(full=dict(mnist=tuple(range(10))))        # 10 seeds where a claim was inconclusive at 5 and a run takes under a minute
+SEEDS = dict(full=dict())                            # {dataset: seeds} where a scale's seeds do not fit
 
 def scale_settings(scale:str, dataset:str):
     "Seeds, subset sizes and epochs for `dataset` at `scale`."
@@ -76,7 +78,18 @@ def layer_pair(top_k=0.5, variant='section_4_4', p=0.5, alpha_dropout=0.1):
     "The two hidden-layer settings every main comparison uses: (dense with dropout `p`, MID-L)."
     return [('dense', dict(p=p)), ('midl', dict(top_k=top_k, variant=variant, alpha_dropout=alpha_dropout))]
 
-def _specs(datasets, scale, tag, seeds=None, layers=None, device='cpu', epochs=None, **over):
+REGIMES = ('paper', 'small')
+VALID_FRAC = 0.1                                   # share of the training data held out to choose the epoch on
+AUGMENT = dict(cifar10='crop_flip', cifar100='crop_flip')   # SVHN's digits are not flipped: no augmentation there
+
+def regime(dataset:str, name:str='paper') -> dict:
+    "`RunSpec` fields of a training regime: 'paper' (backbones at the paper's FLOPs, one-cycle Adam, epoch chosen on validation data, CIFAR augmentation) or 'small' (the library's small backbones, fixed epochs)."
+    if name not in REGIMES: raise ValueError(f"regime={name!r} is not one of {REGIMES}")
+    if name == 'small': return {}
+    return dict(model_config=paper_backbone(dataset), data_config=dict(PAPER_DATA.get(dataset, {})), valid_frac=VALID_FRAC,
+                select='valid_acc', lr_schedule='onecycle', augment=AUGMENT.get(dataset))
+
+def _specs(datasets, scale, tag, seeds=None, layers=None, device='cpu', epochs=None, regime_name='paper', **over):
     if isinstance(datasets, str):
         raise TypeError(f"datasets={datasets!r} is a string; pass a list of dataset names, e.g. ['cifar10'] (scale= by keyword)")
     if epochs: over['epochs'] = epochs                               # overrides the scale's epochs
@@ -86,7 +99,7 @@ def _specs(datasets, scale, tag, seeds=None, layers=None, device='cpu', epochs=N
         for seed in (seeds or s['seeds']):
             for layer, cfg in (layers or layer_pair()):
                 spec = RunSpec(dataset=ds, layer=layer, layer_config=cfg, seed=seed, epochs=s['epochs'],
-                               n_train=s['n_train'], n_test=s['n_test'], device=device, tag=tag)
+                               n_train=s['n_train'], n_test=s['n_test'], device=device, tag=tag, **regime(ds, regime_name))
                 out.append(replace(spec, **over))
     return out
 
@@ -104,12 +117,12 @@ TABLE2_EPOCHS = dict(smoke=5, default=30, full=100)   # full: a few hundred opti
 
 def table2_specs(datasets=('mnist', 'cifar10', 'adult'), scale='default', seeds=None, device='cpu', epochs=None, layers=None,
                  per_class=20, adult_total=1000):
-    "Table 2: 20 samples per class (MNIST, CIFAR-10) or 1000 in total (Adult); the full test set."
+    "Table 2: 20 samples per class (MNIST, CIFAR-10) or 1000 in total (Adult), all of them trained on for fixed epochs (no validation split); the full test set."
     out = []
     for ds in datasets:
         size = dict(n_train=adult_total) if ds == 'adult' else dict(per_class=per_class)
         e = epochs or TABLE2_EPOCHS[scale]
-        out += [replace(s, n_train=size.get('n_train'), per_class=size.get('per_class'), epochs=e)
+        out += [replace(s, n_train=size.get('n_train'), per_class=size.get('per_class'), epochs=e, valid_frac=0., select=None)
                 for s in _specs([ds], scale, 'table2', seeds, layers, device)]
     return out
 
@@ -315,3 +328,64 @@ def run_experiment(plan:str, # a key of `PLANS`: 'table8', 'table2', 'table3', '
         records = sweep(specs, results_dir, run_missing=False, progress=False)
     print(f'{len(records)} of {len(specs)} runs have results')
     return Experiment(specs, records, here, missing, seeds)
+
+# %% ../nbs/08_plan.ipynb 39
+EVAL_OVERHEAD = 1.15          # validation each epoch (10 % of the data, no backward) and the final evaluation
+
+def train_samples(spec:RunSpec, sizes:dict) -> int:
+    "Training samples of `spec` per epoch, from the full training-set `sizes` of its dataset."
+    n = sizes[spec.dataset]
+    if spec.per_class: n = spec.per_class * sizes.get(f'{spec.dataset}/classes', 10)
+    elif spec.n_train: n = min(spec.n_train, n)
+    return round(n * (1 - spec.valid_frac))
+
+def _rate(spec, rates):
+    for k in (f'{spec.dataset}/{spec.layer}', f'{spec.dataset}/midl'):
+        if k in rates: return rates[k]
+    raise KeyError(f"no measured rate for {spec.dataset}/{spec.layer}: run measure_rates on the plan first")
+
+def budget_frame(specs, rates:dict, sizes:dict):
+    "CPU-hours per (tag, dataset) of `specs`: epochs × training samples × seconds per sample (`rates`) × `EVAL_OVERHEAD`."
+    import pandas as pd
+    rows = [dict(tag=s.tag, dataset=s.dataset, runs=1, cpu_h=s.epochs * train_samples(s, sizes) * _rate(s, rates) * EVAL_OVERHEAD / 3600)
+            for s in specs]
+    return pd.DataFrame(rows).groupby(['tag', 'dataset']).sum().sort_values('cpu_h', ascending=False)
+
+# %% ../nbs/08_plan.ipynb 41
+def measure_rates(specs, root=None, steps:int=5, threads:int=1) -> dict:
+    "Seconds per training sample of each (dataset, layer kind) of `specs` on this machine, at `threads`, as `fit` would train."
+    from midl.experiment import prepare_data, build
+    from midl.speed import resolve_speed, flush_denormal, step_time
+    old, out = torch.get_num_threads(), {}
+    torch.set_num_threads(threads)
+    try:
+        for s in {f'{s.dataset}/{s.layer}': s for s in specs}.values():
+            train, _, _ = prepare_data(replace(s, n_train=min(s.n_train or 512, 512), per_class=None, label_noise=0., valid_frac=0.), root)
+            xb, yb = (torch.as_tensor(t) for t in next(iter(torch.utils.data.DataLoader(train, s.batch_size)))[:2])
+            m = build(s, train)
+            with flush_denormal(s.speed.get('flush_denormal', True)):
+                sp = resolve_speed(m, xb, yb, 10_000, 'cpu', s.speed.get('precision', 'auto'), True, s.speed.get('compile'), s.speed.get('channels_last'), root)
+                out[f'{s.dataset}/{s.layer}'] = step_time(m, xb, yb, steps, 2, sp['precision'], sp['channels_last'], sp['compile']) / len(yb)
+    finally: torch.set_num_threads(old)
+    return out
+
+# %% ../nbs/08_plan.ipynb 44
+def within_budget(specs, rates:dict, sizes:dict, hours:float):
+    "(kept, dropped) `specs`: whole seeds in order (seed rank 0 of every table and dataset first), while the estimated CPU-hours stay within `hours`."
+    by_rank = {}
+    for s in specs:
+        seeds = sorted({t.seed for t in specs if (t.tag, t.dataset) == (s.tag, s.dataset)})
+        by_rank.setdefault(seeds.index(s.seed), []).append(s)
+    kept, dropped, used = [], [], 0.
+    for rank in sorted(by_rank):
+        for unit in _units(by_rank[rank]):
+            cost = budget_frame(unit, rates, sizes).cpu_h.sum()
+            (kept if used + cost <= hours else dropped).extend(unit)
+            if used + cost <= hours: used += cost
+    return kept, dropped
+
+def _units(specs):
+    "Specs grouped by (tag, dataset, seed): the runs that one paired comparison needs."
+    units = {}
+    for s in specs: units.setdefault((s.tag, s.dataset, s.seed), []).append(s)
+    return list(units.values())

@@ -9,6 +9,7 @@ import pandas as pd
 from .files import atomic_write
 from .paper import DISPLAY, paper_in_cells, verdicts_by_setting_markdown, verdicts_markdown
 from .tables import read_table, time_budget, verdict_rule_text
+from .regime import regime_frame
 
 # %% auto 0
 __all__ = ['README_TABLES', 'readme_results', 'update_readme']
@@ -76,6 +77,8 @@ def readme_results(out_dir, verdicts:pd.DataFrame, records=()):
            f"{len(records)} result records, seeds {seeds[0]}–{seeds[-1]}; Table 8 epochs: "
            + ', '.join(f"{d} {'/'.join(map(str, e))}" for d, e in epochs.items() if e) + '.' if records else '',
            _time_sentence(records)]
+    regime = regime_frame(records)
+    if len(regime): out.append("The regime of these runs beside the paper's (clean Table 8 baselines; `nbs/07c_regime.ipynb`):\n\n" + _md_table(regime))
     for no, name, caption in README_TABLES:
         t = read_table(out_dir, f'{name}_ours', index_col=[0, 1])
         if len(t): out.append(f'{caption}; ours (paper):\n\n' + _md_table(paper_in_cells(t, no)))

@@ -14,7 +14,7 @@ from .plan import PLANS, SCALES, ParamError, available_datasets, check_params
 # %% auto 0
 __all__ = ['EXPERIMENT_NOTEBOOKS', 'REPRO_DATASETS', 'NOTEBOOK_PLANS', 'RUN_COST', 'CLI_OPTIONS', 'UsageError', 'NotebookFailed',
            'find_nbs', 'select_notebooks', 'writable_dir', 'plan_specs', 'run_notebook', 'missing_data', 'parse_value',
-           'notebook_params', 'reproduce', 'main']
+           'notebook_params', 'reproduce', 'main', 'plan_markdown', 'full_rerun']
 
 # %% ../nbs/08c_reproduce.ipynb 6
 EXPERIMENT_NOTEBOOKS = ('10_table8.ipynb', '11_table2.ipynb', '12_table3.ipynb', '13_table5.ipynb', '14_table4.ipynb',
@@ -82,20 +82,25 @@ def _papermill():
     return papermill
 
 def run_notebook(src:Path, dst:Path, params:dict, cwd:Path):
-    "Execute `src` with papermill and those of `params` its parameters cell declares, into `dst` (kernel python3)."
+    "Execute `src` with papermill and those of `params` its parameters cell declares, into `dst` (kernel python3, `MIDL_PROGRESS=0` unless set)."
     pm = _papermill()
     from traitlets.config import Config
     dst.parent.mkdir(parents=True, exist_ok=True)
     declared = pm.inspect_notebook(str(src))
     params = {k: v for k, v in params.items() if k in declared}                  # only those it declares
     cfg = Config()
-    with tempfile.TemporaryDirectory(prefix='midl-kernel-') as sockets:
-        if os.name == 'posix': cfg.KernelManager.transport, cfg.KernelManager.ip = 'ipc', f'{sockets}/ipc'   # not in cwd
-        try: pm.execute_notebook(str(src), str(dst), parameters=params, kernel_name='python3', cwd=str(cwd),
-                                 progress_bar=False, config=cfg)
-        except pm.PapermillExecutionError as e:
-            raise NotebookFailed(f"{Path(src).name} failed: {e.ename}: {e.evalue}\n"
-                                 f"  the executed notebook, with the full traceback: {dst}") from None
+    unset = 'MIDL_PROGRESS' not in os.environ
+    if unset: os.environ['MIDL_PROGRESS'] = '0'      # the kernel inherits it: no progress bars in the executed copy (`progress_default`)
+    try:
+        with tempfile.TemporaryDirectory(prefix='midl-kernel-') as sockets:
+            if os.name == 'posix': cfg.KernelManager.transport, cfg.KernelManager.ip = 'ipc', f'{sockets}/ipc'   # not in cwd
+            try: pm.execute_notebook(str(src), str(dst), parameters=params, kernel_name='python3', cwd=str(cwd),
+                                     progress_bar=False, config=cfg)
+            except pm.PapermillExecutionError as e:
+                raise NotebookFailed(f"{Path(src).name} failed: {e.ename}: {e.evalue}\n"
+                                     f"  the executed notebook, with the full traceback: {dst}") from None
+    finally:
+        if unset: os.environ.pop('MIDL_PROGRESS', None)
 
 def missing_data(names=REPRO_DATASETS, root=None) -> list:
     "One line per dataset of `names` that the data cache lacks, with the command that gets it."
@@ -205,3 +210,55 @@ def main(argv:list=None, # the command's arguments (default: `sys.argv[1:]`)
     except (ParamError, FileNotFoundError) as e: print(f'midl_reproduce: {e}', file=sys.stderr); return 2
     except NotebookFailed as e: print(f'midl_reproduce: {e}', file=sys.stderr); return 1
     return 0
+
+# %% ../nbs/08c_reproduce.ipynb 22
+def _sizes(specs, root=None) -> dict:
+    "Training-set size of each dataset of `specs` (its loader options applied), and its number of classes."
+    from midl.data import get_dataset
+    out = {}
+    for s in {s.dataset: s for s in specs}.values():
+        ds = get_dataset(s.dataset, train=True, root=root, **s.data_config)
+        out[s.dataset], out[f'{s.dataset}/classes'] = len(ds), len(ds.classes)
+    return out
+
+def plan_markdown(kept, dropped, rates, sizes, hours:float) -> str:
+    "What `full_rerun` runs and leaves out: runs, seeds and estimated CPU-hours per table and dataset."
+    from midl.plan import budget_frame
+    rows = []
+    for name, specs in (('kept', kept), ('left out (over the budget)', dropped)):
+        if not specs: continue
+        b = budget_frame(specs, rates, sizes)
+        for (tag, ds), r in b.iterrows():
+            seeds = sorted({s.seed for s in specs if (s.tag, s.dataset) == (tag, ds)})
+            rows.append(f'| {name} | {tag} | {ds} | {int(r.runs)} | {seeds} | {r.cpu_h:.2f} |')
+    total = budget_frame(kept, rates, sizes).cpu_h.sum() if kept else 0.
+    return '\n'.join([f'# Full re-run plan: {len(kept)} runs, {total:.1f} of {hours:g} CPU-hours (estimated), {len(dropped)} runs left out', '',
+                      '| | tag | dataset | runs | seeds | CPU-hours |', '|---|---|---|---|---|---|', *rows, '']) + '\n'
+
+@documented
+def full_rerun(results_dir='results/full/runs', # the result records (kept across sessions: the sweep resumes)
+               hours:float=24., # the budget in CPU-hours (one-thread hours of runs; `workers` run side by side)
+               workers:int=2, # runs side by side, one thread each
+               models_dir=None, # keep trained weights here (the analysis notebooks reuse them)
+               plan_only:bool=False, # only write the plan (`plan.md`, `rates.json`), train nothing
+               notebooks=None, # experiment notebooks whose runs to plan (default: all)
+               root=None): # the data cache
+    """Plan every full-scale run within `hours` CPU-hours and sweep the kept runs; returns `(kept, dropped)` specs.
+
+    Rates come from `RESULTS_DIR/../rates.json` when it exists (else they are measured and written there), and the plan is
+    written to `RESULTS_DIR/../plan.md`. Example: `full_rerun(plan_only=True)` shows what a 24-hour budget runs."""
+    from midl.plan import measure_rates, within_budget
+    from midl.files import write_json_atomic, read_json, atomic_write
+    results_dir = Path(results_dir); base = results_dir.parent; base.mkdir(parents=True, exist_ok=True)
+    specs = plan_specs('full', notebooks or EXPERIMENT_NOTEBOOKS, root=root)
+    rates_file = base/'rates.json'
+    rates = read_json(rates_file) if rates_file.exists() else {}
+    missing = [s for s in specs if f'{s.dataset}/{s.layer}' not in rates and f'{s.dataset}/midl' not in rates]
+    if missing: rates = {**rates, **measure_rates(missing, root)}; write_json_atomic(rates, rates_file)
+    sizes = _sizes(specs, root)
+    kept, dropped = within_budget(specs, rates, sizes, hours)
+    text = plan_markdown(kept, dropped, rates, sizes, hours)
+    atomic_write(base/'plan.md', lambda tmp: Path(tmp).write_text(text))
+    print(text.splitlines()[0], flush=True)
+    if not plan_only: sweep(kept, results_dir, workers=workers, models_dir=models_dir, strict=False)
+    return kept, dropped

@@ -4,6 +4,7 @@
 
 # %% ../nbs/08a_tables.ipynb 3
 from __future__ import annotations
+import re
 from pathlib import Path
 import numpy as np
 import pandas as pd
@@ -11,12 +12,14 @@ from .files import atomic_write
 from .experiment import matches, pair_key
 from .paper import DISPLAY, baseline_name, model_name, with_paper, verdict_counts, verdicts_markdown, paired_deltas, t_interval
 from .paper import INCONSISTENCIES, verdict_counts_by_setting, verdicts_by_setting_markdown, verdict_rule_markdown
+from .paper import paper_table, paper_in_cells, verdict_table
 
 # %% auto 0
 __all__ = ['SMI_COLUMNS', 'TABLE5_SETTINGS', 'save_table', 'save_figure', 'table_frame', 'metric', 'publish', 'mark_not_run',
            'table8_frame', 'table3_frame', 'read_table', 'sparse_model_name', 'untagged_pair_key', 'sparse_frame',
-           'sparse_comparisons', 'smi_table', 'report_notes', 'verdict_rule_text', 'write_summary', 'time_budget',
-           'efficiency_rows', 'sparse_efficiency']
+           'sparse_comparisons', 'smi_table', 'MarkdownTable', 'markdown_table', 'claims_markdown', 'show_table',
+           'show_efficiency', 'report_notes', 'verdict_rule_text', 'write_summary', 'time_budget', 'efficiency_rows',
+           'sparse_efficiency']
 
 # %% ../nbs/08a_tables.ipynb 6
 def save_table(df:pd.DataFrame, out_dir, name:str, caption:str=''):
@@ -162,6 +165,119 @@ def smi_table(values:pd.DataFrame, records):
     return t.round(4).assign(data=[desc.get(d, '') for d, _ in t.index])
 
 # %% ../nbs/08a_tables.ipynb 22
+class MarkdownTable:
+    "Markdown text that a notebook shows as a table (`_repr_markdown_`, 'text/markdown') and a terminal prints as it is; `frame`: the table shown."
+    def __init__(self, text:str, frame:pd.DataFrame=None): self.text, self.frame = text, frame
+    def _repr_markdown_(self): return self.text
+    def __repr__(self): return self.text
+    def __str__(self): return self.text
+
+def _flat(df:pd.DataFrame):
+    "`df` with its index as leading columns (unless it is a plain range), MultiIndex column names joined by ' · ', a named column level in each name (a pivot's 'keep 0.25')."
+    if isinstance(df.columns, pd.MultiIndex): df = df.set_axis([' · '.join(str(x) for x in c if str(x)) for c in df.columns], axis=1)
+    elif df.columns.name is not None: df = df.set_axis([f'{df.columns.name} {c}' for c in df.columns], axis=1)
+    if isinstance(df.index, pd.RangeIndex) and df.index.name is None: return df
+    names = [n if n is not None else '' for n in df.index.names]
+    return df.rename_axis(names).reset_index()
+
+def _markdown(df:pd.DataFrame, **kw):
+    "A flat frame as a Markdown table: numbers as they are (rounded before), an empty value as —; `kw` to `tabulate`."
+    df = df.astype(object).where(df.notna(), None)
+    return df.to_markdown(index=False, floatfmt='g', missingval='—', **kw)
+
+def markdown_table(df:pd.DataFrame, digits:int=3, caption:str='', note:str=''):
+    "`df` as a compact Markdown table (`MarkdownTable`): numbers rounded to `digits` decimals, the index as leading columns, `caption` above and `note` below."
+    flat = _flat(df.round(digits) if digits is not None else df)
+    return MarkdownTable((f'{caption}\n\n' if caption else '') + _markdown(flat) + (f'\n\n{note}' if note else ''), flat)
+
+def _difference(r):
+    "Our mean difference with its interval and the paper's, in the claim's unit."
+    f = (lambda x: f'{x:+.1f}') if r.unit in ('pp', '%') else (lambda x: f'{x:+.3g}')
+    unit = f' {r.unit}' if r.unit else ''
+    ci = '' if pd.isna(r.ci_low) or r.ci_low == r.ci_high else f' [{f(r.ci_low)}, {f(r.ci_high)}]'
+    return f(r.mean) + ci + unit, ('—' if r.paper is None or pd.isna(r.paper) else f(r.paper) + unit)
+
+def claims_markdown(verdicts:pd.DataFrame, table_no:int):
+    "The claims of the paper's Table `table_no` that ran, as a compact Markdown table: ours (MID-L − baseline, 90 % interval) beside the paper's difference, and the verdict (Holm's where it differs)."
+    v = verdicts[verdicts.table == table_no]
+    ran, rows = v[v.n > 0], []
+    for r in ran.itertuples():
+        ours, paper = _difference(r)
+        verdict = r.verdict + (f' (Holm: {r.verdict_holm})' if r.verdict_holm and r.verdict_holm != r.verdict else '')
+        rows.append({'claim': r.claim, 'seeds': r.n, 'ours [90 % CI]': ours, 'paper': paper, 'verdict': verdict})
+    out = pd.DataFrame(rows, columns=['claim', 'seeds', 'ours [90 % CI]', 'paper', 'verdict']).to_markdown(index=False) if rows else ''
+    gpu = v.setting_reason.str.contains('GPU')
+    idle = {'data not in the offline cache': ((v.n == 0) & ~gpu).sum(), 'needs a GPU': ((v.n == 0) & gpu).sum()}
+    idle = ', '.join(f'{n} ({why})' for why, n in idle.items() if n)
+    return out + (f'\n\nNot run here: {idle}.' if idle else '')
+
+
+def _rows(ours:pd.MultiIndex, paper:pd.MultiIndex):
+    "Our rows, then the paper's rows we lack, each dataset's together: the paper's datasets in its order, then ours."
+    idx = list(ours) + [i for i in paper if i not in set(ours)]
+    first = {}
+    for d, _ in list(paper) + idx: first.setdefault(d, len(first))
+    return pd.MultiIndex.from_tuples(sorted(idx, key=lambda i: first[i[0]]), names=ours.names)   # sorted is stable
+
+_WORDS = lambda t: sorted(re.findall(r'[\w×-]+', t.lower()))
+
+def _data_note(table:pd.DataFrame):
+    "A sentence on the `data` column: datasets that did not run, and rows whose data is not the dataset itself (a copy, a subset)."
+    if 'data' not in table: return ''
+    by = dict(zip(table.index.get_level_values(0), table['data'].fillna('').astype(str)))
+    skipped = [d for d, t in by.items() if t.startswith('not run')]
+    copies = {}
+    for d, t in by.items():
+        if t and d not in skipped and _WORDS(t) != _WORDS(d): copies.setdefault(t, []).append(d)
+    said = '; '.join(', '.join(ds) + f': {t}' for t, ds in copies.items())
+    return ' '.join([f'Data: {said}.' if copies else '',
+                     f'Not run here (data not available offline): {", ".join(skipped)}.' if skipped else '']).strip()
+
+_SPREAD = re.compile(r' ± (\d+(?:\.\d+)?)(?=\s|$)')
+
+def _drop_zero_spread(col:pd.Series):
+    "A column whose every 'mean ± std' has std 0 (FLOPs, ANR: the same at every seed) without the '± 0'; others as they are."
+    stds = [float(m.group(1)) for x in col if isinstance(x, str) for m in [_SPREAD.search(x)] if m]
+    return col.map(lambda x: _SPREAD.sub('', x) if isinstance(x, str) else x) if stds and not any(stds) else col
+
+def show_table(table:pd.DataFrame, paper_table_no:int=None, records=(), frames:dict=None, caption:str=''):
+    """`table` (index (dataset, model), e.g. `table_frame`'s) for reading, as a compact `MarkdownTable`: each cell ours
+    (mean ± std over seeds; in a column where every std is 0, the mean alone) with the paper's value of Table `paper_table_no` in
+    parentheses, rows of both; a note on the data; and the paper's claims of that table that `records` or `frames`
+    ('table5', 'table6': measured tables) test, with their verdicts (`midl.paper.verdict_table`)."""
+    ours = table.drop(columns=['data', 'seeds'], errors='ignore')
+    if paper_table_no is not None:
+        idx = _rows(ours.index, paper_table(paper_table_no).index)
+        cells = paper_in_cells(ours.reindex(idx), paper_table_no)
+    else: cells = ours.copy()
+    cells = cells.apply(_drop_zero_spread)
+    if 'seeds' in table: cells['seeds'] = table['seeds'].reindex(cells.index).map(lambda s: '—' if pd.isna(s) else str(int(s)) if isinstance(s, (int, float)) else s)
+    spread = ' (mean ± std over the seeds)' if cells.map(lambda x: isinstance(x, str) and ' ± ' in x).any().any() else ''
+    head = (f'**{caption}.** ' if caption else '') + (f"Each cell: ours{spread}, the paper's value in parentheses; —: none."
+                                                   if paper_table_no is not None else f'Each cell: ours{spread}.')
+    parts = [head, _markdown(_flat(cells), disable_numparse=True), _data_note(table)]
+    if paper_table_no is not None and (len(records) or frames):
+        claims = claims_markdown(verdict_table(records, frames), paper_table_no)
+        if claims: parts.append(f"The paper's claims in Table {paper_table_no}: our difference MID-L − baseline (mean over paired runs, "
+                                f"its 90 % interval; % is relative) beside the paper's, and the verdict (the rule: report notebook):\n\n{claims}")
+    return MarkdownTable('\n\n'.join(p for p in parts if p), cells)
+
+def show_efficiency(table:pd.DataFrame, caption:str=''):
+    """Table 5 for reading (`midl.paper.efficiency_with_paper`'s frame) as a compact `MarkdownTable`: FLOPs, CPU latency
+    (median, IQR) and memory per model with the paper's value in parentheses, and the Table 5 claims with their verdicts."""
+    def cell(r, ours, paper, fmt):
+        p = getattr(r, 'get', lambda k: None)(paper)
+        return f'{r[ours]:{fmt}}' + ('' if p is None or pd.isna(p) else f' ({p:g})')
+    rows = {m: {'params (M)': f"{r['params_M']:.3f}", 'FLOPs (M)': cell(r, 'flops_M', 'FLOPs (M) (paper)', '.2f'),
+                'ideal FLOPs (M)': f"{r['ideal_flops_M']:.2f}", 'CPU latency (ms)': cell(r, 'latency_ms', 'Latency (CPU ms) (paper)', '.2f'),
+                'IQR (ms)': f"{r['latency_iqr_ms']:.2f}", 'memory (MB)': cell(r, 'memory_MB', 'Memory (MB) (paper)', '.2f')}
+            for m, r in table.iterrows()}
+    cells = pd.DataFrame.from_dict(rows, orient='index').rename_axis('model')
+    head = (f'**{caption}.** ' if caption else '') + "Ours, measured here, and the paper's value in parentheses (both MID-L variants face its one MID-L row)."
+    claims = claims_markdown(verdict_table([], {'table5': table}), 5)
+    return MarkdownTable('\n\n'.join([head, _markdown(_flat(cells)), "The paper's Table 5 claims, MID-L / MLP + Dropout − 1:\n\n" + claims]), cells)
+
+# %% ../nbs/08a_tables.ipynb 25
 def report_notes(records, verdicts:pd.DataFrame, scale:str):
     "What the verdicts rest on, as sentences: data copies, generated corruptions, the scale, claims short of 5 seeds."
     notes = []
@@ -196,7 +312,7 @@ def write_summary(verdicts:pd.DataFrame, notes:list, out_dir, scale:str):
     atomic_write(Path(out_dir)/'summary.md', lambda p: Path(p).write_text(text))
     return counts
 
-# %% ../nbs/08a_tables.ipynb 25
+# %% ../nbs/08a_tables.ipynb 28
 def time_budget(records) -> pd.DataFrame:
     "Hours per dataset of `records`: training, the rest of each run (evaluation, CIFAR-10-C, latency), total and share."
     rows = [dict(dataset=r['spec']['dataset'], train_h=r['train_time_s'] / 3600, rest_h=(r['total_time_s'] - r['train_time_s']) / 3600)
@@ -210,7 +326,7 @@ def time_budget(records) -> pd.DataFrame:
     g['min_per_run'] = 60 * g.total_h / g.runs.where(g.runs > 0)
     return g.astype({'runs': int}).round(3)
 
-# %% ../nbs/08a_tables.ipynb 28
+# %% ../nbs/08a_tables.ipynb 31
 def efficiency_rows(settings, input_shape=(3, 32, 32), n_classes=10, batch=64, repeats=30, device='cpu', seed=0, warmup=10):
     "One row of FLOPs/latency/memory per `(name, layer, config)` in `settings`, measured at batch `batch`."
     import torch
@@ -230,7 +346,7 @@ def efficiency_rows(settings, input_shape=(3, 32, 32), n_classes=10, batch=64, r
                          latency_ms=t['median_ms'], latency_iqr_ms=t['iqr_ms'], memory_MB=peak_memory_mb(m, xb)))
     return pd.DataFrame(rows).set_index('model')
 
-# %% ../nbs/08a_tables.ipynb 31
+# %% ../nbs/08a_tables.ipynb 34
 def sparse_efficiency(specs, batches=(1, 64), repeats:int=30, warmup:int=5, root=None):
     "Executed FLOPs per sample, latency (median, IQR) and peak memory at each of `batches` for each layer of `specs` (seed 0 of each dataset's clean runs)."
     import torch
@@ -250,7 +366,7 @@ def sparse_efficiency(specs, batches=(1, 64), repeats:int=30, warmup:int=5, root
                                  memory_MB=peak_memory_mb(m, x)))
     return pd.DataFrame(rows)
 
-# %% ../nbs/08a_tables.ipynb 34
+# %% ../nbs/08a_tables.ipynb 37
 TABLE5_SETTINGS = [('MLP + Dropout', 'dense', dict(p=0.5)),
                    ('Concrete Dropout', 'concrete_dropout', {}),
                    ('Switch Transformer', 'switch', {}),

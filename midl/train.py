@@ -4,7 +4,7 @@
 
 # %% ../nbs/06_train.ipynb 3
 from __future__ import annotations
-import copy, math, random, time
+import copy, math, os, random, sys, time, warnings
 from dataclasses import dataclass, replace
 import numpy as np
 import torch
@@ -12,12 +12,14 @@ from torch import nn
 import torch.nn.functional as F
 from torch.utils.data import DataLoader
 from tqdm import tqdm
+from .speed import resolve_speed, autocast, flush_denormal
 from .core import TopKSchedule, midl_layers, tracking, evaluating, anr
 from .layers import collect_aux_loss
 from .metrics import accuracy, f1_macro, f1_weighted, ece, brier_score, reliability
 
 # %% auto 0
-__all__ = ['TrainConfig', 'seed_everything', 'get_device', 'predict', 'evaluate', 'NonFiniteLossError', 'train_epoch', 'fit']
+__all__ = ['TrainConfig', 'seed_everything', 'get_device', 'predict', 'evaluate', 'progress_default', 'crop_flip',
+           'NonFiniteLossError', 'train_epoch', 'History', 'fit']
 
 # %% ../nbs/06_train.ipynb 6
 @dataclass
@@ -29,7 +31,7 @@ class TrainConfig:
     optimizer:str = 'adam'              # Table 12: Adam; or 'sgd'
     momentum:float = 0.9                # SGD only
     weight_decay:float = 0.
-    lr_schedule:str = 'none'            # 'none', 'cosine' (to 0 over all steps) or 'step' (x gamma every step_epochs)
+    lr_schedule:str = 'none'            # 'none', 'cosine' (to 0 over all steps), 'step' (x gamma every step_epochs) or 'onecycle' (peak lr)
     step_epochs:int = 10
     gamma:float = 0.1
     seed:int = 0
@@ -37,16 +39,23 @@ class TrainConfig:
     aux_weight:float = 1.0              # weight of the layers' auxiliary losses (Concrete Dropout, Switch)
     anneal_top_k:tuple = None           # (start, end): anneal every MID-L layer's top_k over all training steps
     anneal_mode:str = 'linear'          # TopKSchedule mode
-    patience:int = None                 # early stopping on validation loss; restores the best weights
+    patience:int = None                 # early stopping: stop after this many epochs without a better validation score
+    select:str = None                   # 'valid_acc' or 'valid_loss': keep the weights of the epoch best on the validation data
+    augment:str = None                  # 'crop_flip': random 32x32 crop of the 4-pixel zero-padded image and horizontal flip
     eval_batch_size:int = 512
-    progress:bool = True
+    progress:bool = None                # a bar over the epochs; None: `progress_default()` (in a terminal, not in notebooks)
     fused:bool = True                   # fused optimizer kernels: one pass over all parameters (about 20 % faster steps on CPU)
-    channels_last:bool = None           # None: NHWC tensors on CPU for models with 2-D convolutions (about 20 % faster there)
+    channels_last:bool = None           # NHWC images; None: measured on this machine (`midl.speed`)
+    compile:bool = None                 # torch.compile the training step; None: measured on this machine for long runs
+    precision:str = 'auto'              # 'fp32', 'bf16' (autocast) or 'auto': bf16 only where the hardware has it natively
+    flush_denormal:bool = True          # denormal floats as zero while training (x86 CPUs)
 
     def __post_init__(self):
         if self.optimizer not in ('adam', 'sgd'): raise ValueError(f"optimizer={self.optimizer!r} must be 'adam' or 'sgd'")
-        if self.lr_schedule not in ('none', 'cosine', 'step'):
-            raise ValueError(f"lr_schedule={self.lr_schedule!r} must be 'none', 'cosine' or 'step'")
+        if self.lr_schedule not in ('none', 'cosine', 'step', 'onecycle'):
+            raise ValueError(f"lr_schedule={self.lr_schedule!r} must be 'none', 'cosine', 'step' or 'onecycle'")
+        if self.select not in (None, 'valid_acc', 'valid_loss'): raise ValueError(f"select={self.select!r} must be None, 'valid_acc' or 'valid_loss'")
+        if self.augment not in (None, 'crop_flip'): raise ValueError(f"augment={self.augment!r} must be None or 'crop_flip'")
         if self.epochs < 1 or self.batch_size < 1: raise ValueError(f"need epochs >= 1 and batch_size >= 1, got {self.epochs}, {self.batch_size}")
 
 # %% ../nbs/06_train.ipynb 8
@@ -91,19 +100,33 @@ def evaluate(model:nn.Module, data, batch_size:int=512, device='cpu', n_classes:
                 n=len(y))
 
 # %% ../nbs/06_train.ipynb 16
+_ON, _OFF = ('1', 'true', 'yes', 'on'), ('0', 'false', 'no', 'off')
+
+def progress_default(progress:bool=None) -> bool:
+    """Whether to draw progress bars: `progress` itself when it is True or False; for None (auto), `$MIDL_PROGRESS` when set
+    (1/true/yes/on: draw, 0/false/no/off: don't), else whether stderr is an interactive terminal.
+
+    A Jupyter kernel's stderr is never a terminal, so notebooks (papermill's, and interactive ones unless
+    `MIDL_PROGRESS=1`) get no bars, nor does output redirected to a file. Example: `progress_default()` is True in a
+    shell, False under `papermill`; `progress_default(True)` is True anywhere."""
+    if progress is not None: return bool(progress)
+    env = os.environ.get('MIDL_PROGRESS', '').strip().lower()
+    if env in _ON: return True
+    if env in _OFF: return False
+    if env: warnings.warn(f"MIDL_PROGRESS={env!r} is neither on ({'/'.join(_ON)}) nor off ({'/'.join(_OFF)}): using the terminal rule")
+    try: return bool(sys.stderr.isatty())
+    except (AttributeError, ValueError): return False           # no stderr, or a closed one
+
+# %% ../nbs/06_train.ipynb 19
 def _optimizer(model, cfg):
     kw = dict(lr=cfg.lr, weight_decay=cfg.weight_decay, fused=cfg.fused or None)   # the same update rule, fused or not
     if cfg.optimizer == 'adam': return torch.optim.Adam(model.parameters(), **kw)
     return torch.optim.SGD(model.parameters(), momentum=cfg.momentum, **kw)
 
-def _channels_last(model, cfg, device):
-    "Whether `fit` trains `model` on NHWC tensors: `cfg.channels_last`, or by default on CPU when it has 2-D convolutions."
-    if cfg.channels_last is not None: return cfg.channels_last
-    return device.type == 'cpu' and any(isinstance(m, nn.Conv2d) for m in model.modules())
-
 def _lr_scheduler(opt, cfg, steps_per_epoch):
     if cfg.lr_schedule == 'cosine': return torch.optim.lr_scheduler.CosineAnnealingLR(opt, cfg.epochs * steps_per_epoch)
     if cfg.lr_schedule == 'step': return torch.optim.lr_scheduler.StepLR(opt, cfg.step_epochs * steps_per_epoch, cfg.gamma)
+    if cfg.lr_schedule == 'onecycle': return torch.optim.lr_scheduler.OneCycleLR(opt, cfg.lr, total_steps=cfg.epochs * steps_per_epoch)
     return None
 
 def _install_annealing(model, cfg, total_steps):
@@ -111,7 +134,18 @@ def _install_annealing(model, cfg, total_steps):
         l.schedule = TopKSchedule(*cfg.anneal_top_k, steps=total_steps, mode=cfg.anneal_mode).validate(l.out_features)
         l.set_step(0)
 
-# %% ../nbs/06_train.ipynb 20
+def crop_flip(xb, pad:int=4, generator=None):
+    "Each image of batch `xb` (N, C, H, W) cropped at a random offset from its `pad`-pixel zero-padded copy, and flipped left-right with probability 1/2."
+    N, _, H, W = xb.shape
+    padded = F.pad(xb, (pad, pad, pad, pad))
+    dy, dx = (torch.randint(0, 2 * pad + 1, (N,), generator=generator) for _ in range(2))
+    rows = (dy[:, None] + torch.arange(H))[:, None, :, None].to(xb.device)          # (N, 1, H, 1)
+    cols = (dx[:, None] + torch.arange(W))[:, None, None, :].to(xb.device)          # (N, 1, 1, W)
+    out = padded[torch.arange(N, device=xb.device)[:, None, None, None], torch.arange(xb.shape[1], device=xb.device)[None, :, None, None], rows, cols]
+    flip = (torch.rand(N, generator=generator) < 0.5).to(xb.device)[:, None, None, None]
+    return torch.where(flip, out.flip(-1), out)
+
+# %% ../nbs/06_train.ipynb 23
 class NonFiniteLossError(FloatingPointError):
     "The training loss became NaN or infinite; `fit` stops the run rather than train on (and report) garbage."
 
@@ -128,16 +162,18 @@ def _non_finite(loss, loader, epoch, batch, cfg):
     e.loss, e.epoch, e.batch = loss, epoch, batch
     return e
 
-# %% ../nbs/06_train.ipynb 22
-def train_epoch(model, loader, opt, cfg, device, sched=None, epoch:int=1):
+# %% ../nbs/06_train.ipynb 25
+def train_epoch(model, loader, opt, cfg, device, sched=None, epoch:int=1, speed:dict=None, generator=None):
     "One pass over `loader`; returns mean loss and accuracy over the samples seen. A NaN or infinite loss raises `NonFiniteLossError`."
     model.train()
-    nhwc = _channels_last(model, cfg, device)
+    speed = speed or dict(precision='fp32', channels_last=False)
     tot_loss, correct, n = 0., 0, 0
     for batch, (xb, yb, *_) in enumerate(loader, 1):
         xb, yb = xb.to(device), torch.as_tensor(yb).to(device)
-        if nhwc and xb.ndim == 4: xb = xb.contiguous(memory_format=torch.channels_last)
-        out = model(xb)
+        if cfg.augment == 'crop_flip': xb = crop_flip(xb, 4, generator)
+        if speed['channels_last'] and xb.ndim == 4: xb = xb.contiguous(memory_format=torch.channels_last)
+        with autocast(speed['precision'], device): out = model(xb)
+        out = out.float()
         loss = F.cross_entropy(out, yb) + cfg.aux_weight * collect_aux_loss(model)   # CE + lambda_aux * sum of aux losses
         opt.zero_grad(set_to_none=True); loss.backward(); opt.step()
         if sched: sched.step()
@@ -146,33 +182,52 @@ def train_epoch(model, loader, opt, cfg, device, sched=None, epoch:int=1):
         tot_loss += l * len(yb); correct += (out.argmax(1) == yb).sum().item(); n += len(yb)
     return tot_loss / n, correct / n
 
-# %% ../nbs/06_train.ipynb 23
+# %% ../nbs/06_train.ipynb 26
+class History(list):
+    "The per-epoch records of `fit`, plus `info`: the speed settings used, the epochs run and the epoch whose weights were kept."
+    info:dict = {}
+
+def _speed(model, train_data, cfg, device, steps):
+    xb, yb, *_ = next(iter(_loader(train_data, cfg.batch_size)))
+    return resolve_speed(model, xb.to(device), torch.as_tensor(yb).to(device), steps, device, cfg.precision,
+                         cfg.flush_denormal, cfg.compile, cfg.channels_last)
+
+def _score(rec, cfg):
+    "Higher is better: validation accuracy, or minus validation loss (the default for early stopping)."
+    return rec['valid_acc'] if cfg.select == 'valid_acc' else -rec['valid_loss']
+
 def fit(model:nn.Module, train_data, valid_data=None, config:TrainConfig=None, **kwargs):
-    "Train `model` on `train_data` (Dataset or DataLoader); returns `(model, history)`. `kwargs` override `config`."
+    "Train `model` on `train_data` (Dataset or DataLoader); returns `(model, history)`, `history.info` saying how. `kwargs` override `config`."
     cfg = replace(config or TrainConfig(), **kwargs)
-    seed_everything(cfg.seed)
+    if (cfg.select or cfg.patience is not None) and valid_data is None: raise ValueError("select= and patience= need valid_data: pass a validation set")
     device = get_device(cfg.device)
     model.to(device)
-    if _channels_last(model, cfg, device): model.to(memory_format=torch.channels_last)   # NHWC weights and activations
     loader = _loader(train_data, cfg.batch_size, shuffle=True, seed=cfg.seed)
-    opt = _optimizer(model, cfg); sched = _lr_scheduler(opt, cfg, len(loader))
-    if cfg.anneal_top_k: _install_annealing(model, cfg, cfg.epochs * len(loader))
-    history, best, best_state, bad = [], float('inf'), None, 0
-    bar = tqdm(range(cfg.epochs), desc='epochs', disable=not cfg.progress, leave=True)
-    for epoch in bar:
-        t0 = time.perf_counter()
-        loss, acc = train_epoch(model, loader, opt, cfg, device, sched, epoch + 1)
-        rec = dict(epoch=epoch + 1, train_loss=loss, train_acc=acc, time_s=time.perf_counter() - t0)
-        if midl_layers(model): rec['k'] = midl_layers(model)[0].k
-        if valid_data is not None:
-            v = evaluate(model, valid_data, cfg.eval_batch_size, device)
-            rec.update(valid_loss=v['loss'], valid_acc=v['accuracy'], valid_anr=v['anr'])
-        history.append(rec)
-        bar.set_postfix({k: f'{v:.4f}' for k, v in rec.items() if k in ('train_loss', 'train_acc', 'valid_acc')})
-        if cfg.patience is not None and valid_data is not None:
-            if rec['valid_loss'] < best: best, best_state, bad = rec['valid_loss'], copy.deepcopy(model.state_dict()), 0
+    with flush_denormal(cfg.flush_denormal):
+        speed = _speed(model, train_data, cfg, device, cfg.epochs * len(loader))
+        seed_everything(cfg.seed)                                   # measuring drew random numbers: start from the seed
+        if speed['channels_last']: model.to(memory_format=torch.channels_last)   # NHWC weights and activations
+        step_model = torch.compile(model) if speed['compile'] else model
+        gen = torch.Generator().manual_seed(cfg.seed + 1)           # the augmentation's draws
+        opt = _optimizer(model, cfg); sched = _lr_scheduler(opt, cfg, len(loader))
+        if cfg.anneal_top_k: _install_annealing(model, cfg, cfg.epochs * len(loader))
+        history, best, best_state, best_epoch, bad = History(), -float('inf'), None, None, 0
+        bar = tqdm(range(cfg.epochs), desc='epochs', disable=not progress_default(cfg.progress), leave=True)
+        for epoch in bar:
+            t0 = time.perf_counter()
+            loss, acc = train_epoch(step_model, loader, opt, cfg, device, sched, epoch + 1, speed, gen)
+            rec = dict(epoch=epoch + 1, train_loss=loss, train_acc=acc, time_s=time.perf_counter() - t0)
+            if midl_layers(model): rec['k'] = midl_layers(model)[0].k
+            if valid_data is not None:
+                v = evaluate(model, valid_data, cfg.eval_batch_size, device)
+                rec.update(valid_loss=v['loss'], valid_acc=v['accuracy'], valid_anr=v['anr'])
+            history.append(rec)
+            bar.set_postfix({k: f'{v:.4f}' for k, v in rec.items() if k in ('train_loss', 'train_acc', 'valid_acc')})
+            if cfg.select is None and cfg.patience is None: continue
+            if _score(rec, cfg) > best: best, best_state, best_epoch, bad = _score(rec, cfg), copy.deepcopy(model.state_dict()), epoch + 1, 0
             else:
                 bad += 1
-                if bad > cfg.patience: break
+                if cfg.patience is not None and bad > cfg.patience: break
     if best_state is not None: model.load_state_dict(best_state)
+    history.info = dict(speed=speed, epochs_run=len(history), epochs_chosen=best_epoch or len(history), select=cfg.select)
     return model, history
