@@ -28,7 +28,7 @@ SCALES = dict(
     default=dict(seeds=(0, 1), n_train=2000, n_test=1000, epochs=None, analysis_samples=1000),
     full=dict(seeds=(0, 1, 2, 3, 4), n_train=None, n_test=None, epochs=None, analysis_samples=2000),
 )
-EPOCHS = dict(full=dict(digits=40, mnist=10, fashion_mnist=10, kmnist=10, adult=10, imdb=8, cifar10=20, cifar100=20, svhn=15),   # the most; the epoch is chosen on validation data
+EPOCHS = dict(full=dict(digits=40, mnist=10, fashion_mnist=10, kmnist=10, adult=10, imdb=8, cifar10=30, cifar100=30, svhn=15),   # the most; the epoch is chosen on validation data
               default=dict(digits=30, mnist=4, fashion_mnist=4, kmnist=4, adult=4, imdb=1, cifar10=3, cifar100=3, svhn=3))
 SIZES = dict(digits=dict(n_train=None, n_test=None))   # smaller than the scales' subsets: always the whole set
 SEEDS = dict(full=dict())                            # {dataset: seeds} where a scale's seeds do not fit

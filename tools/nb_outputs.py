@@ -115,6 +115,7 @@ def write(path, wd=None, flags=None, executed=None):
     os.replace(tmp, path)
     return None, warns
 
+_CLONE = re.compile(r'(?<![\w<])/[^\s\'"<>]*?/(?=(midl|nbs|tests)/[\w./-]+\.(py|ipynb)\b)')   # '/any/clone/' before midl/x.py
 _NORM = [(re.compile(r'0x[0-9a-fA-F]{4,}'), '0x…'),                                      # memory addresses
          (re.compile(r'(/private)?(/tmp|/var/folders|%s)/[^\s\'"]*' % re.escape(tempfile.gettempdir())), '<tmp>'),
          (re.compile(r'<ipython-input-\d+-[0-9a-f]+>'), '<ipython-input>'),                  # ids of IPython cells
@@ -124,6 +125,7 @@ _NORM = [(re.compile(r'0x[0-9a-fA-F]{4,}'), '0x…'),                           
 def normalise(text):
     "Lines of an output's text as compared: the repo's path, memory addresses, temporary paths, IPython cell ids, traceback line numbers and show_doc source-line anchors replaced, trailing whitespace and blank lines dropped."
     text = text.replace(str(ROOT), '<repo>')
+    text = _CLONE.sub('<repo>/', text)                          # a path into another clone of the repo (where --write ran)
     for pat, sub in _NORM: text = pat.sub(sub, text)
     return [l.rstrip() for l in text.rstrip().splitlines()]
 
