@@ -246,6 +246,8 @@ def show_table(table:pd.DataFrame, paper_table_no:int=None, records=(), frames:d
     parentheses, rows of both; a note on the data; and the paper's claims of that table that `records` or `frames`
     ('table5', 'table6': measured tables) test, with their verdicts (`midl.paper.verdict_table`)."""
     ours = table.drop(columns=['data', 'seeds'], errors='ignore')
+    if not len(ours.columns) or ours.index.nlevels != 2:           # nothing ran (no dataset of the table in the cache)
+        return MarkdownTable((f'**{caption}.** ' if caption else '') + 'No run of this table has results here. ' + _data_note(table), table)
     if paper_table_no is not None:
         idx = _rows(ours.index, paper_table(paper_table_no).index)
         cells = paper_in_cells(ours.reindex(idx), paper_table_no)
@@ -277,7 +279,7 @@ def show_efficiency(table:pd.DataFrame, caption:str=''):
     claims = claims_markdown(verdict_table([], {'table5': table}), 5)
     return MarkdownTable('\n\n'.join([head, _markdown(_flat(cells)), "The paper's Table 5 claims, MID-L / MLP + Dropout − 1:\n\n" + claims]), cells)
 
-# %% ../nbs/08a_tables.ipynb 25
+# %% ../nbs/08a_tables.ipynb 26
 def report_notes(records, verdicts:pd.DataFrame, scale:str):
     "What the verdicts rest on, as sentences: data copies, generated corruptions, the scale, claims short of 5 seeds."
     notes = []
@@ -312,7 +314,7 @@ def write_summary(verdicts:pd.DataFrame, notes:list, out_dir, scale:str):
     atomic_write(Path(out_dir)/'summary.md', lambda p: Path(p).write_text(text))
     return counts
 
-# %% ../nbs/08a_tables.ipynb 28
+# %% ../nbs/08a_tables.ipynb 29
 def time_budget(records) -> pd.DataFrame:
     "Hours per dataset of `records`: training, the rest of each run (evaluation, CIFAR-10-C, latency), total and share."
     rows = [dict(dataset=r['spec']['dataset'], train_h=r['train_time_s'] / 3600, rest_h=(r['total_time_s'] - r['train_time_s']) / 3600)
@@ -326,7 +328,7 @@ def time_budget(records) -> pd.DataFrame:
     g['min_per_run'] = 60 * g.total_h / g.runs.where(g.runs > 0)
     return g.astype({'runs': int}).round(3)
 
-# %% ../nbs/08a_tables.ipynb 31
+# %% ../nbs/08a_tables.ipynb 32
 def efficiency_rows(settings, input_shape=(3, 32, 32), n_classes=10, batch=64, repeats=30, device='cpu', seed=0, warmup=10):
     "One row of FLOPs/latency/memory per `(name, layer, config)` in `settings`, measured at batch `batch`."
     import torch
@@ -346,7 +348,7 @@ def efficiency_rows(settings, input_shape=(3, 32, 32), n_classes=10, batch=64, r
                          latency_ms=t['median_ms'], latency_iqr_ms=t['iqr_ms'], memory_MB=peak_memory_mb(m, xb)))
     return pd.DataFrame(rows).set_index('model')
 
-# %% ../nbs/08a_tables.ipynb 34
+# %% ../nbs/08a_tables.ipynb 35
 def sparse_efficiency(specs, batches=(1, 64), repeats:int=30, warmup:int=5, root=None):
     "Executed FLOPs per sample, latency (median, IQR) and peak memory at each of `batches` for each layer of `specs` (seed 0 of each dataset's clean runs)."
     import torch
@@ -366,7 +368,7 @@ def sparse_efficiency(specs, batches=(1, 64), repeats:int=30, warmup:int=5, root
                                  memory_MB=peak_memory_mb(m, x)))
     return pd.DataFrame(rows)
 
-# %% ../nbs/08a_tables.ipynb 37
+# %% ../nbs/08a_tables.ipynb 38
 TABLE5_SETTINGS = [('MLP + Dropout', 'dense', dict(p=0.5)),
                    ('Concrete Dropout', 'concrete_dropout', {}),
                    ('Switch Transformer', 'switch', {}),

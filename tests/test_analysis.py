@@ -70,7 +70,7 @@ def test_load_model_without_weights_names_the_fix(tmp_path):
 
 def test_tables_share_the_main_runs():
     t8 = {s.key for s in table8_specs(['cifar10', 'mnist'], 'full')}
-    assert len(t8) == 2 * 2 * (5 + 10)                                     # CIFAR-10: 5 seeds, MNIST: 10
+    assert len(t8) == 2 * 2 * (5 + 5)                                      # 5 seeds each (clean and 20 % noise, two layers)
     t3 = table3_specs(scale='full'); assert len(t3) == 4 * 2 * 5 and len({s.key for s in t3} & t8) == 20
     t4 = table4_specs(scale='full'); assert len(t4) == len(ABLATIONS) * 5 and len({s.key for s in t4} & t8) == 5
     assert all(s.layer_config['top_k'] == 0.5 for s in t4)

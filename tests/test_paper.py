@@ -65,7 +65,7 @@ def test_every_record_claim_finds_the_full_protocols_runs():
     cpu = [c for c in CLAIMS if c.source == 'records' and c.where[0].get('device') != 'cuda']
     runs = v.loc[[c.text for c in cpu]]
     seeds = [len(scale_settings('full', c.where[0]['dataset'])['seeds']) for c in cpu]
-    assert runs.n.tolist() == seeds and set(seeds) == {5, 10}                 # MNIST: 10 seeds
+    assert runs.n.tolist() == seeds and set(seeds) == {5}                     # 5 seeds everywhere
     pp = runs[runs.unit == 'pp']
     assert pp['mean'].tolist() == pytest.approx([1.] * len(pp)) and pp.sd.max() == pytest.approx(0, abs=1e-9)
     gpu = [c.text for c in CLAIMS if c.source == 'records' and c.where[0].get('device') == 'cuda']
