@@ -136,7 +136,9 @@ def train_spec(spec:RunSpec, root=None, progress=False):
     model = build(spec, train)
     cfg = TrainConfig(epochs=spec.epochs, batch_size=spec.batch_size, lr=spec.lr, seed=spec.seed, device=str(device),
                       progress=progress, select=spec.select, augment=spec.augment, lr_schedule=spec.lr_schedule, **spec.speed)
-    model, history = fit(model, train, getattr(train, 'valid', None), config=cfg)
+    from midl.data import data_root
+    model, history = fit(model, train, getattr(train, 'valid', None), config=cfg,   # a stopped run resumes from its last epoch
+                         checkpoint=data_root(root)/'.midl'/'checkpoints'/f'{spec.key}.pt')
     return Trained(model, test, info, history, device, cfg)         # `history.info`: speed settings, epochs run and chosen
 
 def provenance(spec:RunSpec, trained:Trained, root=None, workers:int=1):
@@ -337,7 +339,8 @@ def sweep(specs, # `RunSpec`s; equal specs (same `key`) run once
           address:str=None):     # engine='ray': the cluster to join (e.g. 'auto'); None: `RAY_ADDRESS`, else a local instance
     """Run every spec without a result file in `results_dir` (with `models_dir`, keeping the trained weights there); returns the records of all specs.
 
-    Resumable: a spec whose record exists is not run again, so a sweep that was stopped continues where it stopped.
+    Resumable: a spec whose record exists is not run again, so a sweep that was stopped continues where it stopped,
+    and a run that was stopped goes on from its last finished epoch (`fit`'s checkpoint, in the data cache's `.midl/checkpoints`).
     Example: `sweep(midl.plan.table8_specs(['digits'], 'smoke'), '_out/runs', workers=2)` trains Table 8's four digits
     runs two at a time and returns their records; a failed run raises `RunsFailedError` after the others finished."""
     if isinstance(workers, bool) or not isinstance(workers, int) or workers < 1:

@@ -20,7 +20,8 @@ __all__ = ['SCALES', 'EPOCHS', 'SIZES', 'SEEDS', 'REGIMES', 'VALID_FRAC', 'AUGME
            'scale_settings', 'available_datasets', 'param_list', 'layer_pair', 'regime', 'table8_specs', 'main_specs',
            'table2_specs', 'table3_specs', 'table4_specs', 'ablation_name', 'sparse_layer', 'sparse_specs',
            'sparse_rank_specs', 'one_seed', 'table6_specs', 'table7_specs', 'figure4_specs', 'Experiment', 'ParamError',
-           'check_params', 'run_experiment', 'train_samples', 'budget_frame', 'measure_rates', 'within_budget']
+           'check_params', 'run_experiment', 'train_samples', 'budget_frame', 'measure_rates', 'table8_clean',
+           'within_budget']
 
 # %% ../nbs/08_plan.ipynb 6
 SCALES = dict(
@@ -370,15 +371,20 @@ def measure_rates(specs, root=None, steps:int=5, threads:int=1) -> dict:
     return out
 
 # %% ../nbs/08_plan.ipynb 44
-def within_budget(specs, rates:dict, sizes:dict, hours:float):
-    "(kept, dropped) `specs`: whole seeds in order (seed rank 0 of every table and dataset first), while the estimated CPU-hours stay within `hours`."
-    by_rank = {}
-    for s in specs:
-        seeds = sorted({t.seed for t in specs if (t.tag, t.dataset) == (s.tag, s.dataset)})
-        by_rank.setdefault(seeds.index(s.seed), []).append(s)
+def table8_clean(spec:RunSpec) -> bool:
+    "Whether `spec` is one of Table 8's clean runs: the baselines the regime is judged by, and MID-L beside them."
+    return spec.tag == 'table8' and not spec.label_noise
+
+def within_budget(specs, rates:dict, sizes:dict, hours:float, first=None):
+    """(kept, dropped) `specs`: the runs `first(spec)` picks, at every seed, then whole seeds in order (seed rank 0 of
+    every table and dataset first), while the estimated CPU-hours stay within `hours`."""
+    ranks = {}
+    for s in specs: ranks.setdefault((s.tag, s.dataset), set()).add(s.seed)
+    rank = lambda unit: sorted(ranks[unit[0].tag, unit[0].dataset]).index(unit[0].seed)
+    groups = [[s for s in specs if first(s)], [s for s in specs if not first(s)]] if first else [specs]
     kept, dropped, used = [], [], 0.
-    for rank in sorted(by_rank):
-        for unit in _units(by_rank[rank]):
+    for group in groups:
+        for unit in sorted(_units(group), key=rank):       # stable: in spec order within a rank
             cost = budget_frame(unit, rates, sizes).cpu_h.sum()
             (kept if used + cost <= hours else dropped).extend(unit)
             if used + cost <= hours: used += cost

@@ -9,7 +9,7 @@ from pathlib import Path
 import midl
 from .docstrings import documented
 from .experiment import sweep
-from .plan import PLANS, SCALES, ParamError, available_datasets, check_params
+from .plan import PLANS, SCALES, ParamError, available_datasets, check_params, table8_clean
 
 # %% auto 0
 __all__ = ['EXPERIMENT_NOTEBOOKS', 'REPRO_DATASETS', 'NOTEBOOK_PLANS', 'RUN_COST', 'CLI_OPTIONS', 'UsageError', 'NotebookFailed',
@@ -242,6 +242,7 @@ def full_rerun(results_dir='results/full/runs', # the result records (kept acros
                models_dir=None, # keep trained weights here (the analysis notebooks reuse them)
                plan_only:bool=False, # only write the plan (`plan.md`, `rates.json`), train nothing
                notebooks=None, # experiment notebooks whose runs to plan (default: all)
+               first=table8_clean, # runs planned ahead of the seed order, at every seed (None: seed order only)
                root=None): # the data cache
     """Plan every full-scale run within `hours` CPU-hours and sweep the kept runs; returns `(kept, dropped)` specs.
 
@@ -256,7 +257,7 @@ def full_rerun(results_dir='results/full/runs', # the result records (kept acros
     missing = [s for s in specs if f'{s.dataset}/{s.layer}' not in rates and f'{s.dataset}/midl' not in rates]
     if missing: rates = {**rates, **measure_rates(missing, root)}; write_json_atomic(rates, rates_file)
     sizes = _sizes(specs, root)
-    kept, dropped = within_budget(specs, rates, sizes, hours)
+    kept, dropped = within_budget(specs, rates, sizes, hours, first)
     text = plan_markdown(kept, dropped, rates, sizes, hours)
     atomic_write(base/'plan.md', lambda tmp: Path(tmp).write_text(text))
     print(text.splitlines()[0], flush=True)

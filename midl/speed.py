@@ -17,8 +17,8 @@ from .layers import collect_aux_loss
 
 # %% auto 0
 __all__ = ['SPEED_FLAGS', 'BF16_NATIVE', 'PRECISIONS', 'MIN_GAIN', 'MIN_STEPS_TO_COMPILE', 'cpu_flags', 'cpu_model',
-           'machine_facts', 'native_bf16', 'choose_precision', 'autocast', 'flush_denormal', 'stepper', 'round_robin',
-           'step_time', 'speed_cache', 'measured_choices', 'resolve_speed']
+           'machine_facts', 'native_bf16', 'choose_precision', 'autocast', 'flush_denormal', 'fresh_compile', 'stepper',
+           'round_robin', 'step_time', 'speed_cache', 'measured_choices', 'resolve_speed']
 
 # %% ../nbs/06a_speed.ipynb 6
 SPEED_FLAGS = ('avx2', 'fma', 'f16c', 'avx512f', 'avx512_vnni', 'avx512_bf16', 'avx512_fp16', 'amx_tile', 'amx_bf16', 'amx_int8')
@@ -71,11 +71,18 @@ def flush_denormal(on:bool=True):
 # %% ../nbs/06a_speed.ipynb 15
 MIN_GAIN, MIN_STEPS_TO_COMPILE = 0.05, 1000
 
+def fresh_compile(model:nn.Module, **kwargs):
+    """`torch.compile(model, **kwargs)` after clearing dynamo's caches. One process compiles many models (a sweep's worker,
+    a measurement of every layer kind); each new structure recompiles the same `forward`, and past dynamo's
+    `recompile_limit` (8) it would quietly run that code eagerly while the record says compiled."""
+    torch._dynamo.reset()
+    return torch.compile(model, **kwargs)
+
 def stepper(model:nn.Module, xb, yb, precision:str='fp32', channels_last:bool=False, compiled:bool=False):
     "A function that runs one training step (forward, cross-entropy, backward, Adam) of a copy of `model` on `(xb, yb)`."
     m = copy.deepcopy(model).train()
     if channels_last: m, xb = m.to(memory_format=torch.channels_last), xb.contiguous(memory_format=torch.channels_last)
-    run, opt = torch.compile(m) if compiled else m, torch.optim.Adam(m.parameters(), 1e-4)
+    run, opt = fresh_compile(m) if compiled else m, torch.optim.Adam(m.parameters(), 1e-4)
     def step():
         with autocast(precision, xb.device): out = run(xb)
         loss = F.cross_entropy(out.float(), yb) + collect_aux_loss(m)
@@ -97,7 +104,7 @@ def step_time(model:nn.Module, xb, yb, steps:int=5, warmup:int=2, precision:str=
     "Median seconds of one training step of a copy of `model` on batch `(xb, yb)` with these settings."
     return round_robin({0: stepper(model, xb, yb, precision, channels_last, compiled)}, steps, warmup)[0]
 
-# %% ../nbs/06a_speed.ipynb 17
+# %% ../nbs/06a_speed.ipynb 19
 def _variants(model, total_steps:int, compile_, channels_last):
     "(channels_last, compiled) pairs worth timing, given the parameters (None: decide by measurement)."
     convs = any(isinstance(m, nn.Conv2d) for m in model.modules())
@@ -117,7 +124,7 @@ def speed_cache(root=None) -> Path:
 
 def _read_cache(path): return read_json(path) if Path(path).exists() else {}
 
-# %% ../nbs/06a_speed.ipynb 18
+# %% ../nbs/06a_speed.ipynb 20
 def _measure(model, xb, yb, variants, precision, steps) -> dict:
     times = round_robin({f'channels_last={a},compiled={b}': stepper(model, xb, yb, precision, a, b) for a, b in variants}, steps, 3)
     base = times.get('channels_last=False,compiled=False')
@@ -146,7 +153,7 @@ def measured_choices(model:nn.Module, xb, yb, total_steps:int, precision:str='fp
         return {**found, 'source': 'measured'}
     finally: release_lock(lock)
 
-# %% ../nbs/06a_speed.ipynb 21
+# %% ../nbs/06a_speed.ipynb 23
 def resolve_speed(model:nn.Module, xb, yb, total_steps:int, device='cpu', precision:str='auto', flush:bool=True,
                   compile_=None, channels_last=None, root=None) -> dict:
     "Settings of one training run (precision, flush-to-zero, compile, channels_last), how they were decided, and the machine."

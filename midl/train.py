@@ -5,21 +5,23 @@
 # %% ../nbs/06_train.ipynb 3
 from __future__ import annotations
 import copy, math, os, random, sys, time, warnings
-from dataclasses import dataclass, replace
+from dataclasses import asdict, dataclass, replace
+from pathlib import Path
 import numpy as np
 import torch
 from torch import nn
 import torch.nn.functional as F
 from torch.utils.data import DataLoader
 from tqdm import tqdm
-from .speed import resolve_speed, autocast, flush_denormal
+from .speed import resolve_speed, autocast, flush_denormal, fresh_compile
+from .files import atomic_write
 from .core import TopKSchedule, midl_layers, tracking, evaluating, anr
 from .layers import collect_aux_loss
 from .metrics import accuracy, f1_macro, f1_weighted, ece, brier_score, reliability
 
 # %% auto 0
 __all__ = ['TrainConfig', 'seed_everything', 'get_device', 'predict', 'evaluate', 'progress_default', 'crop_flip',
-           'NonFiniteLossError', 'train_epoch', 'History', 'fit']
+           'NonFiniteLossError', 'train_epoch', 'History', 'save_checkpoint', 'load_checkpoint', 'fit']
 
 # %% ../nbs/06_train.ipynb 6
 @dataclass
@@ -196,23 +198,63 @@ def _score(rec, cfg):
     "Higher is better: validation accuracy, or minus validation loss (the default for early stopping)."
     return rec['valid_acc'] if cfg.select == 'valid_acc' else -rec['valid_loss']
 
-def fit(model:nn.Module, train_data, valid_data=None, config:TrainConfig=None, **kwargs):
+
+# %% ../nbs/06_train.ipynb 27
+def _fingerprint(cfg) -> dict:
+    "What a checkpoint must share with the run that resumes it: the whole configuration but the progress bar."
+    return {k: v for k, v in asdict(cfg).items() if k != 'progress'}
+
+def _rng_state(gen, loader) -> dict:
+    "Every random generator a training epoch draws from: dropout (torch), NumPy, Python, augmentation, batch order."
+    order = getattr(loader, 'generator', None)
+    return dict(torch=torch.get_rng_state(), numpy=np.random.get_state(), python=random.getstate(), augment=gen.get_state(),
+                order=None if order is None else order.get_state(), cuda=torch.cuda.get_rng_state_all() if torch.cuda.is_available() else None)
+
+def _set_rng_state(s:dict, gen, loader):
+    torch.set_rng_state(s['torch']); np.random.set_state(s['numpy']); random.setstate(s['python']); gen.set_state(s['augment'])
+    if s['order'] is not None: loader.generator.set_state(s['order'])
+    if s['cuda'] is not None and torch.cuda.is_available(): torch.cuda.set_rng_state_all(s['cuda'])
+
+def save_checkpoint(path, state:dict):
+    "Write `state` to `path` atomically: a process killed while saving leaves the previous checkpoint whole."
+    return atomic_write(path, lambda tmp: torch.save(state, tmp))
+
+def load_checkpoint(path, cfg:TrainConfig) -> dict:
+    "The checkpoint at `path` (None when there is none), checked against `cfg`: one of another configuration raises, naming the differences."
+    try: state = torch.load(path, weights_only=False)           # our own file: it holds NumPy's and Python's generator states
+    except FileNotFoundError: return None
+    mine = _fingerprint(cfg)
+    diff = {k: (v, mine.get(k)) for k, v in state['config'].items() if mine.get(k) != v}
+    if diff: raise ValueError(f"checkpoint {path} was written by another training configuration (saved vs now: {diff}); "
+                              "delete it to start the run afresh, or resume with the configuration that wrote it")
+    return state
+
+# %% ../nbs/06_train.ipynb 28
+def fit(model:nn.Module, train_data, valid_data=None, config:TrainConfig=None,
+        checkpoint=None, # a file: the state after each epoch is saved there, a run finding it resumes, and it is deleted at the end
+        **kwargs):
     "Train `model` on `train_data` (Dataset or DataLoader); returns `(model, history)`, `history.info` saying how. `kwargs` override `config`."
     cfg = replace(config or TrainConfig(), **kwargs)
     if (cfg.select or cfg.patience is not None) and valid_data is None: raise ValueError("select= and patience= need valid_data: pass a validation set")
     device = get_device(cfg.device)
     model.to(device)
     loader = _loader(train_data, cfg.batch_size, shuffle=True, seed=cfg.seed)
+    state = load_checkpoint(checkpoint, cfg) if checkpoint else None
     with flush_denormal(cfg.flush_denormal):
-        speed = _speed(model, train_data, cfg, device, cfg.epochs * len(loader))
+        speed = state['speed'] if state else _speed(model, train_data, cfg, device, cfg.epochs * len(loader))   # a resumed run keeps its settings
         seed_everything(cfg.seed)                                   # measuring drew random numbers: start from the seed
         if speed['channels_last']: model.to(memory_format=torch.channels_last)   # NHWC weights and activations
-        step_model = torch.compile(model) if speed['compile'] else model
         gen = torch.Generator().manual_seed(cfg.seed + 1)           # the augmentation's draws
         opt = _optimizer(model, cfg); sched = _lr_scheduler(opt, cfg, len(loader))
         if cfg.anneal_top_k: _install_annealing(model, cfg, cfg.epochs * len(loader))
-        history, best, best_state, best_epoch, bad = History(), -float('inf'), None, None, 0
-        bar = tqdm(range(cfg.epochs), desc='epochs', disable=not progress_default(cfg.progress), leave=True)
+        history, best, best_state, best_epoch, bad, resumed = History(), -float('inf'), None, None, 0, []
+        if state:
+            model.load_state_dict(state['model']); opt.load_state_dict(state['opt'])
+            if sched: sched.load_state_dict(state['sched'])
+            _set_rng_state(state['rng'], gen, loader)
+            history, (best, best_state, best_epoch, bad), resumed = History(state['history']), state['best'], state['resumed'] + [len(state['history'])]
+        step_model = fresh_compile(model) if speed['compile'] else model
+        bar = tqdm(range(len(history), cfg.epochs), desc='epochs', disable=not progress_default(cfg.progress), leave=True, initial=len(history), total=cfg.epochs)
         for epoch in bar:
             t0 = time.perf_counter()
             loss, acc = train_epoch(step_model, loader, opt, cfg, device, sched, epoch + 1, speed, gen)
@@ -223,11 +265,15 @@ def fit(model:nn.Module, train_data, valid_data=None, config:TrainConfig=None, *
                 rec.update(valid_loss=v['loss'], valid_acc=v['accuracy'], valid_anr=v['anr'])
             history.append(rec)
             bar.set_postfix({k: f'{v:.4f}' for k, v in rec.items() if k in ('train_loss', 'train_acc', 'valid_acc')})
-            if cfg.select is None and cfg.patience is None: continue
-            if _score(rec, cfg) > best: best, best_state, best_epoch, bad = _score(rec, cfg), copy.deepcopy(model.state_dict()), epoch + 1, 0
-            else:
-                bad += 1
+            if cfg.select is not None or cfg.patience is not None:
+                if _score(rec, cfg) > best: best, best_state, best_epoch, bad = _score(rec, cfg), copy.deepcopy(model.state_dict()), epoch + 1, 0
+                else: bad += 1
                 if cfg.patience is not None and bad > cfg.patience: break
+            if checkpoint: save_checkpoint(checkpoint, dict(config=_fingerprint(cfg), speed=speed, model=model.state_dict(), opt=opt.state_dict(),
+                                                            sched=sched.state_dict() if sched else None, rng=_rng_state(gen, loader),
+                                                            history=list(history), best=(best, best_state, best_epoch, bad), resumed=resumed))
     if best_state is not None: model.load_state_dict(best_state)
+    if checkpoint: Path(checkpoint).unlink(missing_ok=True)
     history.info = dict(speed=speed, epochs_run=len(history), epochs_chosen=best_epoch or len(history), select=cfg.select)
+    if resumed: history.info['resumed_at'] = resumed              # the epochs after which an interrupted run went on
     return model, history

@@ -84,3 +84,38 @@ def test_fused_and_channels_last_train_the_same_model():
     assert b[0].weight.is_contiguous(memory_format=torch.channels_last) and not a[0].weight.is_contiguous(memory_format=torch.channels_last)
     for p, q in zip(a.parameters(), b.parameters()): torch.testing.assert_close(p, q, rtol=1e-4, atol=1e-5)
     assert abs(ha[-1]['train_loss'] - hb[-1]['train_loss']) < 1e-5
+
+class Killed(Exception): "A session ending in the middle of a run."
+
+def _kill_at(monkeypatch, epoch):
+    import midl.train as T
+    real = T.train_epoch
+    def stop(*a, **k):
+        if a[6] == epoch: raise Killed()
+        return real(*a, **k)
+    monkeypatch.setattr(T, 'train_epoch', stop)
+
+def test_a_stopped_run_resumes_from_its_checkpoint_with_the_same_result(tmp_path, monkeypatch):
+    "`midl.experiment.run` checkpoints into the data cache; after a kill the next run goes on from the last finished epoch."
+    from midl.experiment import RunSpec, run
+    spec = RunSpec(dataset='digits', layer='midl', epochs=3, seed=1, valid_frac=0.1, select='valid_acc', lr_schedule='onecycle')
+    clean = run(spec, root=tmp_path/'a')
+    _kill_at(monkeypatch, 3)
+    with pytest.raises(Killed): run(spec, root=tmp_path/'b')
+    ck = tmp_path/'b'/'.midl'/'checkpoints'/f'{spec.key}.pt'
+    assert ck.exists()
+    monkeypatch.undo()
+    resumed = run(spec, root=tmp_path/'b')
+    assert not ck.exists() and not list((tmp_path/'a'/'.midl'/'checkpoints').iterdir())
+    assert resumed['training']['resumed_at'] == [2] and 'resumed_at' not in clean['training']
+    assert resumed['metrics']['accuracy'] == clean['metrics']['accuracy']
+    assert [r['valid_acc'] for r in resumed['history']] == [r['valid_acc'] for r in clean['history']]
+
+def test_a_checkpoint_of_another_configuration_is_refused(tmp_path, monkeypatch):
+    ck = tmp_path/'run.pt'
+    _kill_at(monkeypatch, 2)
+    with pytest.raises(Killed): fit(net(), toy(), config=CFG, checkpoint=ck)
+    monkeypatch.undo()
+    with pytest.raises(ValueError, match=r"another training configuration.*'batch_size': \(32, 16\).*delete it"):
+        fit(net(), toy(), config=CFG, checkpoint=ck, batch_size=16)
+    assert ck.exists()                                     # refused, not overwritten
