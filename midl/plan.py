@@ -12,7 +12,7 @@ from .docstrings import documented
 from .data import DATASETS, check_name
 from .experiment import RunSpec, sweep, quiet_latency_pass, _engine
 from .paper import TABLE4_ROWS
-from .models import paper_backbone, PAPER_DATA
+from .models import paper_backbone, PAPER_DATA, PAPER_FLOPS
 
 # %% auto 0
 __all__ = ['SCALES', 'EPOCHS', 'SIZES', 'SEEDS', 'REGIMES', 'VALID_FRAC', 'AUGMENT', 'TABLE2_EPOCHS', 'ABLATION_CONFIG',
@@ -372,22 +372,22 @@ def measure_rates(specs, root=None, steps:int=5, threads:int=1) -> dict:
 
 # %% ../nbs/08_plan.ipynb 44
 def table8_clean(spec:RunSpec) -> bool:
-    "Whether `spec` is one of Table 8's clean runs: the baselines the regime is judged by, and MID-L beside them."
-    return spec.tag == 'table8' and not spec.label_noise
+    "Whether `spec` is a clean Table 8 run on a dataset of the paper's Table 8: the baselines the regime is judged by, and MID-L beside them."
+    return spec.tag == 'table8' and not spec.label_noise and spec.dataset in PAPER_FLOPS
 
 def within_budget(specs, rates:dict, sizes:dict, hours:float, first=None):
     """(kept, dropped) `specs`: the runs `first(spec)` picks, at every seed, then whole seeds in order (seed rank 0 of
-    every table and dataset first), while the estimated CPU-hours stay within `hours`."""
+    every table and dataset first, the cheapest first within a rank), while the estimated CPU-hours stay within `hours`."""
     ranks = {}
     for s in specs: ranks.setdefault((s.tag, s.dataset), set()).add(s.seed)
     rank = lambda unit: sorted(ranks[unit[0].tag, unit[0].dataset]).index(unit[0].seed)
     groups = [[s for s in specs if first(s)], [s for s in specs if not first(s)]] if first else [specs]
+    cost = lambda unit: budget_frame(unit, rates, sizes).cpu_h.sum()
     kept, dropped, used = [], [], 0.
     for group in groups:
-        for unit in sorted(_units(group), key=rank):       # stable: in spec order within a rank
-            cost = budget_frame(unit, rates, sizes).cpu_h.sum()
-            (kept if used + cost <= hours else dropped).extend(unit)
-            if used + cost <= hours: used += cost
+        for unit, c in sorted(((u, cost(u)) for u in _units(group)), key=lambda uc: (rank(uc[0]), uc[1])):   # cheapest first within a rank
+            (kept if used + c <= hours else dropped).extend(unit)
+            if used + c <= hours: used += c
     return kept, dropped
 
 def _units(specs):

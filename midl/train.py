@@ -229,7 +229,7 @@ def load_checkpoint(path, cfg:TrainConfig) -> dict:
                               "delete it to start the run afresh, or resume with the configuration that wrote it")
     return state
 
-# %% ../nbs/06_train.ipynb 28
+# %% ../nbs/06_train.ipynb 29
 def fit(model:nn.Module, train_data, valid_data=None, config:TrainConfig=None,
         checkpoint=None, # a file: the state after each epoch is saved there, a run finding it resumes, and it is deleted at the end
         **kwargs):
