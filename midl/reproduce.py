@@ -193,7 +193,7 @@ def main(argv:list=None, # the command's arguments (default: `sys.argv[1:]`)
     Example: `midl_reproduce --scale smoke --only table8 -p datasets '[digits]' -p seeds '[0, 1]' --out _out/t8`;
     `midl_reproduce --help` lists the options."""
     ap = _Parser(prog='midl_reproduce', description='Re-run the MID-L paper reproduction notebooks.')
-    ap.add_argument('--scale', default='default', help=f"one of {', '.join(SCALES)}: smoke (CI), default (offline, < 10 min), full (the paper's protocol)")
+    ap.add_argument('--scale', default='default', help=f"one of {', '.join(SCALES)}: smoke (CI), default (offline, a quick check), full (the paper's protocol)")
     ap.add_argument('--out', default='_out/reproduce', help='output folder (executed notebooks, results, tables, figures)')
     ap.add_argument('--only', nargs='*', help='run only these notebooks, named exactly: 13_table5, table5 or 13_table5.ipynb')
     ap.add_argument('--device', default='cpu', help="'cpu', 'cuda', 'cuda:N', 'mps' or 'auto'")
