@@ -14,7 +14,7 @@ from .plan import PLANS, SCALES, ParamError, available_datasets, check_params, t
 # %% auto 0
 __all__ = ['EXPERIMENT_NOTEBOOKS', 'REPRO_DATASETS', 'NOTEBOOK_PLANS', 'RUN_COST', 'CLI_OPTIONS', 'UsageError', 'NotebookFailed',
            'find_nbs', 'select_notebooks', 'writable_dir', 'plan_specs', 'run_notebook', 'missing_data', 'parse_value',
-           'notebook_params', 'reproduce', 'main', 'plan_markdown', 'full_rerun']
+           'notebook_params', 'reproduce', 'main', 'plan_markdown', 'full_rerun', 'rerun_progress']
 
 # %% ../nbs/08c_reproduce.ipynb 6
 EXPERIMENT_NOTEBOOKS = ('10_table8.ipynb', '11_table2.ipynb', '12_table3.ipynb', '13_table5.ipynb', '14_table4.ipynb',
@@ -247,7 +247,7 @@ def full_rerun(results_dir='results/full/runs', # the result records (kept acros
     """Plan every full-scale run within `hours` CPU-hours and sweep the kept runs; returns `(kept, dropped)` specs.
 
     Rates come from `RESULTS_DIR/../rates.json` when it exists (else they are measured and written there), and the plan is
-    written to `RESULTS_DIR/../plan.md`. Example: `full_rerun(plan_only=True)` shows what a 24-hour budget runs."""
+    written to `RESULTS_DIR/../plan.md` (and the kept runs' keys to `plan.json`). Example: `full_rerun(plan_only=True)` shows what a 24-hour budget runs."""
     from midl.plan import measure_rates, within_budget
     from midl.files import write_json_atomic, read_json, atomic_write
     results_dir = Path(results_dir); base = results_dir.parent; base.mkdir(parents=True, exist_ok=True)
@@ -260,6 +260,34 @@ def full_rerun(results_dir='results/full/runs', # the result records (kept acros
     kept, dropped = within_budget(specs, rates, sizes, hours, first)
     text = plan_markdown(kept, dropped, rates, sizes, hours)
     atomic_write(base/'plan.md', lambda tmp: Path(tmp).write_text(text))
+    write_json_atomic(dict(hours=hours, kept=[s.key for s in kept], dropped=[s.key for s in dropped]), base/'plan.json')
     print(text.splitlines()[0], flush=True)
-    if not plan_only: sweep(kept, results_dir, workers=workers, models_dir=models_dir, strict=False)
+    if not plan_only:
+        sweep(kept, results_dir, workers=workers, models_dir=models_dir, strict=False)
+        print(rerun_progress(results_dir).splitlines()[0], flush=True)
     return kept, dropped
+
+# %% ../nbs/08c_reproduce.ipynb 23
+def rerun_progress(results_dir='results/full/runs') -> str:
+    """Write and return `RESULTS_DIR/../progress.md`: runs done of those `plan.json` keeps, per table and dataset, the
+    CPU-hours they took (each run's wall time at one thread), and the clean baselines so far (`midl.regime.regime_frame`)."""
+    import pandas as pd
+    from midl.experiment import load_results
+    from midl.regime import regime_frame
+    from midl.files import read_json, atomic_write
+    results_dir = Path(results_dir); base = results_dir.parent
+    kept = set(read_json(base/'plan.json')['kept'])
+    recs = [r for r in load_results(results_dir) if r['key'] in kept] if results_dir.exists() else []
+    done = {r['key'] for r in recs}
+    part = lambda key: key.split('-')[:2]                      # '<tag>-<dataset>-<layer>-s<seed>-<hash>'
+    rows = pd.DataFrame([dict(zip(('tag', 'dataset'), part(k)), planned=1, done=int(k in done)) for k in sorted(kept)])
+    t = rows.groupby(['tag', 'dataset']).sum() if len(rows) else rows
+    hours = sum(r.get('total_time_s', 0.) for r in recs) / 3600
+    resumed = sum(bool(r.get('training', {}).get('resumed_at')) for r in recs)
+    text = '\n'.join([f'# Re-run progress: {len(done)} of {len(kept)} planned runs done, {hours:.1f} CPU-hours', '',
+                      t.reset_index().to_markdown(index=False) if len(t) else '(nothing planned)', '',
+                      f'CPU-hours: the wall time of each finished run at one thread (`total_time_s`); {resumed} runs resumed '
+                      'from a checkpoint count only their last part.', '', '## Clean baselines so far', '',
+                      regime_frame(recs).to_markdown() if recs else '(none yet)', ''])
+    atomic_write(base/'progress.md', lambda tmp: Path(tmp).write_text(text))
+    return text
