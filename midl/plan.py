@@ -16,12 +16,12 @@ from .models import paper_backbone, PAPER_DATA, PAPER_FLOPS
 
 # %% auto 0
 __all__ = ['SCALES', 'EPOCHS', 'SIZES', 'SEEDS', 'REGIMES', 'VALID_FRAC', 'AUGMENT', 'TABLE2_EPOCHS', 'ABLATION_CONFIG',
-           'ABLATIONS', 'SPARSE_RANK', 'SPARSE_RANKS', 'ONE_SEED_PLANS', 'PLANS', 'DEVICES', 'EVAL_OVERHEAD',
-           'scale_settings', 'available_datasets', 'param_list', 'layer_pair', 'regime', 'table8_specs', 'main_specs',
-           'table2_specs', 'table3_specs', 'table4_specs', 'ablation_name', 'sparse_layer', 'sparse_specs',
-           'sparse_rank_specs', 'one_seed', 'table6_specs', 'table7_specs', 'figure4_specs', 'Experiment', 'ParamError',
-           'check_params', 'run_experiment', 'train_samples', 'budget_frame', 'measure_rates', 'table8_clean',
-           'within_budget']
+           'ABLATIONS', 'SPARSE_RANK', 'SPARSE_RANKS', 'ONE_SEED_PLANS', 'LEARNING_CURVE', 'PLANS', 'DEVICES',
+           'EVAL_OVERHEAD', 'scale_settings', 'available_datasets', 'param_list', 'layer_pair', 'regime',
+           'table8_specs', 'main_specs', 'table2_specs', 'table3_specs', 'table4_specs', 'ablation_name',
+           'sparse_layer', 'sparse_specs', 'sparse_rank_specs', 'one_seed', 'table6_specs', 'table7_specs',
+           'figure4_specs', 'learning_curve_specs', 'Experiment', 'ParamError', 'check_params', 'run_experiment',
+           'train_samples', 'budget_frame', 'measure_rates', 'baselines_first', 'within_budget']
 
 # %% ../nbs/08_plan.ipynb 6
 SCALES = dict(
@@ -172,7 +172,7 @@ def sparse_rank_specs(datasets=('mnist',), scale='default', seeds=None, device='
                                 noises=(0.,), corrupt=(), epochs=epochs)]
 
 # %% ../nbs/08_plan.ipynb 26
-ONE_SEED_PLANS = ('table6', 'figure4')   # analyses of one trained model per dataset and layer
+ONE_SEED_PLANS = ('table6', 'figure4', 'learning_curve')   # one trained model per dataset, layer (and size)
 
 def one_seed(seeds=None) -> list:
     "The seed of a one-model analysis: the first of `seeds`, or 0."
@@ -195,16 +195,27 @@ def figure4_specs(datasets=('mnist', 'cifar10', 'svhn'), scale='default', seeds=
     return main_specs(datasets, scale, one_seed(seeds), device=device, noises=(0.,), epochs=epochs)
 
 # %% ../nbs/08_plan.ipynb 29
+LEARNING_CURVE = dict(smoke=(128, 256), default=(250, 500, 1000), full=(2500, 5000, 10000))   # subset sizes below each scale's whole set
+
+def learning_curve_specs(datasets=('cifar10',), scale='default', seeds=None, device='cpu', epochs=None, sizes=None):
+    "Table 8's clean baseline of `one_seed(seeds)` on the whole training set and on subsets of `sizes` (default `LEARNING_CURVE[scale]`) samples."
+    seeds, dense = one_seed(seeds), [layer_pair()[0]]
+    whole = main_specs(datasets, scale, seeds, dense, device, noises=(0.,), epochs=epochs)
+    subsets = [replace(s, n_train=n, corruption=None) for n in (sizes or LEARNING_CURVE[scale])
+               for s in _specs(datasets, scale, 'learning_curve', seeds, dense, device, epochs, latency_batch=1)]
+    return subsets + whole
+
+# %% ../nbs/08_plan.ipynb 32
 PLANS = dict(table8=table8_specs, table2=table2_specs, table3=table3_specs, table4=table4_specs, table6=table6_specs,
              table7=table7_specs, figure4=figure4_specs, sparse=sparse_specs,
-             sparse_rank=sparse_rank_specs)
+             sparse_rank=sparse_rank_specs, learning_curve=learning_curve_specs)
 
 class Experiment(NamedTuple):
     "What `run_experiment` returns: the specs, the records that exist, the datasets run and not run, the seeds asked for."
     specs:list; records:list; here:list; missing:list
     seeds:list = None              # None: each dataset's scale seeds; a one-seed plan: `[its seed]`
 
-# %% ../nbs/08_plan.ipynb 31
+# %% ../nbs/08_plan.ipynb 34
 class ParamError(ValueError):
     "A parameter that cannot work, found before anything runs or is written: the message names it, its value and the valid values."
 
@@ -291,9 +302,9 @@ def check_params(plan:str=None, # a key of `PLANS`
                                  f"its own parameters: {', '.join(own) or 'none'}")
     return out
 
-# %% ../nbs/08_plan.ipynb 35
+# %% ../nbs/08_plan.ipynb 38
 @documented
-def run_experiment(plan:str, # a key of `PLANS`: 'table8', 'table2', 'table3', 'table4', 'table6', 'table7', 'figure4', 'sparse', 'sparse_rank'
+def run_experiment(plan:str, # a key of `PLANS`: 'table8', 'table2', 'table3', 'table4', 'table6', 'table7', 'figure4', 'sparse', 'sparse_rank', 'learning_curve'
                    datasets, # names of `midl.data.DATASETS`; those the data cache lacks are listed and left out
                    scale:str='default', # 'smoke', 'default' or 'full' (`SCALES`)
                    seeds=None, # training seeds (whole numbers >= 0); None: the scale's; one-seed plans use the first (default 0)
@@ -310,7 +321,7 @@ def run_experiment(plan:str, # a key of `PLANS`: 'table8', 'table2', 'table3', '
     """Check the parameters (`check_params`), keep the `datasets` the data cache has, build `PLANS[plan]`'s specs and `sweep` them.
 
     `**options` are the plan's own parameters (`noises=` of table3, `top_k=` of table4, `rank=` of sparse, `ranks=` of
-    sparse_rank); with `latency_threads`, latencies are re-timed after training. Returns an `Experiment`. Example:
+    sparse_rank, `sizes=` of learning_curve); with `latency_threads`, latencies are re-timed after training. Returns an `Experiment`. Example:
     `run_experiment('table8', ['digits'], 'smoke', seeds=[0], results_dir='_out/t8')` trains Table 8's four digits
     runs (dropout baseline and MID-L, clean and with 20 % label noise) and returns their records."""
     p = check_params(plan, [] if datasets is None else datasets, seeds, epochs, scale, device, workers, engine, address,
@@ -330,7 +341,7 @@ def run_experiment(plan:str, # a key of `PLANS`: 'table8', 'table2', 'table3', '
     print(f'{len(records)} of {len(specs)} runs have results')
     return Experiment(specs, records, here, missing, seeds)
 
-# %% ../nbs/08_plan.ipynb 39
+# %% ../nbs/08_plan.ipynb 42
 EVAL_OVERHEAD = 1.15          # validation each epoch (10 % of the data, no backward) and the final evaluation
 
 def train_samples(spec:RunSpec, sizes:dict) -> int:
@@ -352,7 +363,7 @@ def budget_frame(specs, rates:dict, sizes:dict):
             for s in specs]
     return pd.DataFrame(rows).groupby(['tag', 'dataset']).sum().sort_values('cpu_h', ascending=False)
 
-# %% ../nbs/08_plan.ipynb 41
+# %% ../nbs/08_plan.ipynb 44
 def measure_rates(specs, root=None, steps:int=5, threads:int=1) -> dict:
     "Seconds per training sample of each (dataset, layer kind) of `specs` on this machine, at `threads`, as `fit` would train."
     from midl.experiment import prepare_data, build
@@ -370,10 +381,11 @@ def measure_rates(specs, root=None, steps:int=5, threads:int=1) -> dict:
     finally: torch.set_num_threads(old)
     return out
 
-# %% ../nbs/08_plan.ipynb 44
-def table8_clean(spec:RunSpec) -> bool:
-    "Whether `spec` is a clean Table 8 run on a dataset of the paper's Table 8: the baselines the regime is judged by, and MID-L beside them."
-    return spec.tag == 'table8' and not spec.label_noise and spec.dataset in PAPER_FLOPS
+# %% ../nbs/08_plan.ipynb 47
+def baselines_first(spec:RunSpec) -> bool:
+    """Whether `spec` is a clean Table 8 run on a dataset of the paper's Table 8 (the baselines the regime is judged by,
+    and MID-L beside them) or a learning-curve run (the evidence when a baseline falls short)."""
+    return (spec.tag == 'table8' and not spec.label_noise and spec.dataset in PAPER_FLOPS) or spec.tag == 'learning_curve'
 
 def within_budget(specs, rates:dict, sizes:dict, hours:float, first=None):
     """(kept, dropped) `specs`: the runs `first(spec)` picks, at every seed, then whole seeds in order (seed rank 0 of

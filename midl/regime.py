@@ -10,7 +10,8 @@ from .paper import paper_table, baseline_name, DISPLAY
 from .models import PAPER_FLOPS
 
 # %% auto 0
-__all__ = ['NOT_STATED', 'PAPER_TRAIN_SIZE', 'PAPER_REGIME', 'regime_frame']
+__all__ = ['NOT_STATED', 'PAPER_TRAIN_SIZE', 'PAPER_REGIME', 'regime_frame', 'learning_curve_frame', 'per_doubling',
+           'plot_learning_curve']
 
 # %% ../nbs/07c_regime.ipynb 6
 NOT_STATED = 'not stated'
@@ -55,3 +56,34 @@ def regime_frame(records, tag:str='table8') -> pd.DataFrame:
                      'epochs (paper)': PAPER_REGIME['epochs'], 'epochs (ours)': o['epochs'], 'augmentation (ours)': o['augmentation'],
                      'precision (ours)': o['precision'], 'baseline acc % (paper)': acc, 'baseline acc % (ours)': o['accuracy']})
     return pd.DataFrame(rows).set_index('dataset')
+
+# %% ../nbs/07c_regime.ipynb 11
+def learning_curve_frame(records, dataset:str='cifar10', layer:str='dense') -> pd.DataFrame:
+    "Test and validation accuracy (%) of the clean `layer` runs of `dataset` (learning-curve and Table 8 runs) by training samples used, one row per run."
+    rows = [dict(n_train=r['data']['n_train'], seed=r['spec']['seed'], accuracy=100 * r['metrics']['accuracy'],
+                 valid_accuracy=100 * max((h.get('valid_acc', float('nan')) for h in r.get('history', [])), default=float('nan')),
+                 epochs_chosen=r.get('training', {}).get('epochs_chosen'))
+            for r in records if (s := r['spec'])['dataset'] == dataset and s['layer'] == layer and not s.get('label_noise')
+            and s.get('tag') in ('learning_curve', 'table8')]
+    return pd.DataFrame(rows, columns=['n_train', 'seed', 'accuracy', 'valid_accuracy', 'epochs_chosen']).sort_values(['n_train', 'seed'], ignore_index=True)
+
+def per_doubling(frame:pd.DataFrame) -> float:
+    "Accuracy (pp) gained per doubling of the training samples between the two largest sizes of `frame` (means over seeds); NaN with fewer than two sizes."
+    m = frame.groupby('n_train').accuracy.mean()
+    if len(m) < 2: return float('nan')
+    (n0, a0), (n1, a1) = list(m.items())[-2:]
+    return (a1 - a0) / np.log2(n1 / n0)
+
+def plot_learning_curve(frame:pd.DataFrame, dataset:str='cifar10', ax=None):
+    "Test accuracy against training samples (log scale), each run a dot and the mean a line, with the paper's baseline as a dashed line."
+    import matplotlib.pyplot as plt
+    ax = ax or plt.subplots(figsize=(6, 3.5))[1]
+    m = frame.groupby('n_train').accuracy.mean()
+    ax.plot(m.index, m.values, '-', color='C0', label='ours (mean over seeds)')
+    ax.plot(frame.n_train, frame.accuracy, 'o', color='C0', alpha=0.6)
+    name = DISPLAY.get(dataset, dataset); t8 = paper_table(8)
+    if (name, baseline_name(dataset)) in t8.index:
+        ax.axhline(t8.loc[(name, baseline_name(dataset)), 'Accuracy (%)'], ls='--', color='C3', label=f'paper ({PAPER_TRAIN_SIZE.get(dataset, "?"):,} samples)')
+    ax.set_xscale('log'); ax.set_xlabel('training samples (after the validation split)'); ax.set_ylabel('test accuracy (%)')
+    ax.set_title(f'{name}: baseline accuracy against data'); ax.legend(); ax.grid(alpha=0.3)
+    return ax

@@ -9,7 +9,7 @@ from pathlib import Path
 import midl
 from .docstrings import documented
 from .experiment import sweep
-from .plan import PLANS, SCALES, ParamError, available_datasets, check_params, table8_clean
+from .plan import PLANS, SCALES, ParamError, available_datasets, check_params, baselines_first
 
 # %% auto 0
 __all__ = ['EXPERIMENT_NOTEBOOKS', 'REPRO_DATASETS', 'NOTEBOOK_PLANS', 'RUN_COST', 'CLI_OPTIONS', 'UsageError', 'NotebookFailed',
@@ -17,7 +17,7 @@ __all__ = ['EXPERIMENT_NOTEBOOKS', 'REPRO_DATASETS', 'NOTEBOOK_PLANS', 'RUN_COST
            'notebook_params', 'reproduce', 'main', 'plan_markdown', 'full_rerun', 'rerun_progress']
 
 # %% ../nbs/08c_reproduce.ipynb 6
-EXPERIMENT_NOTEBOOKS = ('10_table8.ipynb', '11_table2.ipynb', '12_table3.ipynb', '13_table5.ipynb', '14_table4.ipynb',
+EXPERIMENT_NOTEBOOKS = ('10_table8.ipynb', '10a_learning_curve.ipynb', '11_table2.ipynb', '12_table3.ipynb', '13_table5.ipynb', '14_table4.ipynb',
                         '15_table6.ipynb', '16_table7.ipynb', '17_figure4.ipynb', '18a_sparse_accuracy.ipynb', '19_report.ipynb')
 REPRO_DATASETS = ('mnist', 'fashion_mnist', 'adult', 'imdb', 'cifar10', 'cifar100', 'svhn')   # used besides `digits`
 
@@ -56,6 +56,7 @@ def writable_dir(path, what:str='--out') -> Path:
 
 # %% ../nbs/08c_reproduce.ipynb 10
 NOTEBOOK_PLANS = {'10_table8.ipynb': ('table8', ('digits', 'mnist', 'fashion_mnist', 'adult', 'imdb', 'cifar10', 'cifar100', 'svhn')),
+                  '10a_learning_curve.ipynb': ('learning_curve', ('cifar10',)),
                   '11_table2.ipynb': ('table2', ('mnist', 'cifar10', 'adult')), '12_table3.ipynb': ('table3', ('cifar10',)),
                   '14_table4.ipynb': ('table4', ('cifar10',)), '15_table6.ipynb': ('table6', ('mnist', 'cifar10')),
                   '16_table7.ipynb': ('table7', ('cifar10',)), '17_figure4.ipynb': ('figure4', ('mnist', 'cifar10', 'svhn')),
@@ -242,7 +243,7 @@ def full_rerun(results_dir='results/full/runs', # the result records (kept acros
                models_dir=None, # keep trained weights here (the analysis notebooks reuse them)
                plan_only:bool=False, # only write the plan (`plan.md`, `rates.json`), train nothing
                notebooks=None, # experiment notebooks whose runs to plan (default: all)
-               first=table8_clean, # runs planned ahead of the seed order, at every seed (None: seed order only)
+               first=baselines_first, # runs planned ahead of the seed order, at every seed (None: seed order only)
                root=None): # the data cache
     """Plan every full-scale run within `hours` CPU-hours and sweep the kept runs; returns `(kept, dropped)` specs.
 
