@@ -111,6 +111,8 @@ def git_state(path=None):
         return dict(commit=head.stdout.strip(), dirty=bool(status.stdout.strip()))
     except (OSError, subprocess.SubprocessError): return None
 
+_GIT_AT_IMPORT = git_state()   # the checkout as this process imported midl: the code its runs execute, whatever changes later
+
 def environment():
     "Versions and machine facts stored with every record."
     return dict(python=platform.python_version(), torch=torch.__version__, midl=midl.__version__, numpy=np.__version__,
@@ -142,9 +144,9 @@ def train_spec(spec:RunSpec, root=None, progress=False):
     return Trained(model, test, info, history, device, cfg)         # `history.info`: speed settings, epochs run and chosen
 
 def provenance(spec:RunSpec, trained:Trained, root=None, workers:int=1):
-    "Where a record comes from: code (git), data files (import md5s), process (workers, threads) and the resolved configuration."
+    "Where a record comes from: code (git, as imported), data files (import md5s), process (workers, threads) and the resolved configuration."
     from midl.cache import data_provenance
-    return dict(git=git_state(), data=data_provenance(spec.dataset, root), workers=workers, threads=torch.get_num_threads(),
+    return dict(git=_GIT_AT_IMPORT, data=data_provenance(spec.dataset, root), workers=workers, threads=torch.get_num_threads(),
                 train_config=asdict(trained.config), data_config=trained.info.get('config', {}), model=str(trained.model))
 
 @documented
