@@ -14,7 +14,7 @@ from .plan import PLANS, SCALES, ParamError, available_datasets, check_params, b
 # %% auto 0
 __all__ = ['EXPERIMENT_NOTEBOOKS', 'REPRO_DATASETS', 'NOTEBOOK_PLANS', 'RUN_COST', 'CLI_OPTIONS', 'UsageError', 'NotebookFailed',
            'find_nbs', 'select_notebooks', 'writable_dir', 'plan_specs', 'run_notebook', 'missing_data', 'parse_value',
-           'notebook_params', 'reproduce', 'main', 'plan_markdown', 'full_rerun', 'rerun_progress']
+           'notebook_params', 'reproduce', 'main', 'plan_markdown', 'full_rerun', 'run_seconds', 'rerun_progress']
 
 # %% ../nbs/08c_reproduce.ipynb 6
 EXPERIMENT_NOTEBOOKS = ('10_table8.ipynb', '10a_learning_curve.ipynb', '11_table2.ipynb', '12_table3.ipynb', '13_table5.ipynb', '14_table4.ipynb',
@@ -269,6 +269,11 @@ def full_rerun(results_dir='results/full/runs', # the result records (kept acros
     return kept, dropped
 
 # %% ../nbs/08c_reproduce.ipynb 23
+def run_seconds(rec) -> float:
+    "One-thread seconds a finished run took: its `total_time_s`, plus the epochs trained before each resume (their `time_s`)."
+    done_before = max(rec.get('training', {}).get('resumed_at') or [0])    # epochs the last resume restored from its checkpoint
+    return rec.get('total_time_s', 0.) + sum(h.get('time_s', 0.) for h in rec.get('history', []) if h['epoch'] <= done_before)
+
 def rerun_progress(results_dir='results/full/runs') -> str:
     """Write and return `RESULTS_DIR/../progress.md`: runs done of those `plan.json` keeps, per table and dataset, the
     CPU-hours they took (each run's wall time at one thread), and the clean baselines so far (`midl.regime.regime_frame`)."""
@@ -283,12 +288,12 @@ def rerun_progress(results_dir='results/full/runs') -> str:
     part = lambda key: key.split('-')[:2]                      # '<tag>-<dataset>-<layer>-s<seed>-<hash>'
     rows = pd.DataFrame([dict(zip(('tag', 'dataset'), part(k)), planned=1, done=int(k in done)) for k in sorted(kept)])
     t = rows.groupby(['tag', 'dataset']).sum() if len(rows) else rows
-    hours = sum(r.get('total_time_s', 0.) for r in recs) / 3600
+    hours = sum(map(run_seconds, recs)) / 3600
     resumed = sum(bool(r.get('training', {}).get('resumed_at')) for r in recs)
     text = '\n'.join([f'# Re-run progress: {len(done)} of {len(kept)} planned runs done, {hours:.1f} CPU-hours', '',
                       t.reset_index().to_markdown(index=False) if len(t) else '(nothing planned)', '',
-                      f'CPU-hours: the wall time of each finished run at one thread (`total_time_s`); {resumed} runs resumed '
-                      'from a checkpoint count only their last part.', '', '## Clean baselines so far', '',
+                      f'CPU-hours: the wall time of each finished run at one thread (`run_seconds`); for the {resumed} runs resumed '
+                      'from a checkpoint, the epochs trained before the resume count by their training time (not their evaluation).', '', '## Clean baselines so far', '',
                       regime_frame(recs).to_markdown() if recs else '(none yet)', ''])
     atomic_write(base/'progress.md', lambda tmp: Path(tmp).write_text(text))
     return text
