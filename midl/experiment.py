@@ -30,7 +30,7 @@ __all__ = ['ADDED_FIELDS', 'RunSpec', 'record_spec', 'prepare_data', 'build', 'g
            'matches', 'quiet_latency_pass']
 
 # %% ../nbs/07_experiment.ipynb 6
-ADDED_FIELDS = dict(valid_frac=0., select=None, augment=None, lr_schedule='none', data_config={}, speed={})
+ADDED_FIELDS = dict(valid_frac=0., select=None, augment=None, lr_schedule='none', data_config={}, speed={}, clip_grad=None)
 
 @dataclass(frozen=True)
 class RunSpec:
@@ -59,6 +59,7 @@ class RunSpec:
     lr_schedule:str = 'none'            # `TrainConfig.lr_schedule`, e.g. 'onecycle'
     data_config:dict = field(default_factory=dict)    # loader options, e.g. dict(max_len=428) for IMDB
     speed:dict = field(default_factory=dict)          # forced `TrainConfig` speed settings, e.g. dict(precision='fp32'); {}: by machine
+    clip_grad:float = None              # `TrainConfig.clip_grad`: cap on the gradients' global norm (the IMDB LSTM)
 
     def asdict(self): return {f.name: getattr(self, f.name) for f in fields(self)}
 
@@ -137,7 +138,8 @@ def train_spec(spec:RunSpec, root=None, progress=False):
     train, test, info = prepare_data(spec, root)
     model = build(spec, train)
     cfg = TrainConfig(epochs=spec.epochs, batch_size=spec.batch_size, lr=spec.lr, seed=spec.seed, device=str(device),
-                      progress=progress, select=spec.select, augment=spec.augment, lr_schedule=spec.lr_schedule, **spec.speed)
+                      progress=progress, select=spec.select, augment=spec.augment, lr_schedule=spec.lr_schedule,
+                      clip_grad=spec.clip_grad, **spec.speed)
     from midl.data import data_root
     model, history = fit(model, train, getattr(train, 'valid', None), config=cfg,   # a stopped run resumes from its last epoch
                          checkpoint=data_root(root)/'.midl'/'checkpoints'/f'{spec.key}.pt')

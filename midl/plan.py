@@ -15,9 +15,9 @@ from .paper import TABLE4_ROWS
 from .models import paper_backbone, PAPER_DATA, PAPER_FLOPS
 
 # %% auto 0
-__all__ = ['SCALES', 'EPOCHS', 'SIZES', 'SEEDS', 'REGIMES', 'VALID_FRAC', 'AUGMENT', 'TABLE2_EPOCHS', 'ABLATION_CONFIG',
-           'ABLATIONS', 'SPARSE_RANK', 'SPARSE_RANKS', 'ONE_SEED_PLANS', 'LEARNING_CURVE', 'PLANS', 'DEVICES',
-           'EVAL_OVERHEAD', 'scale_settings', 'available_datasets', 'param_list', 'layer_pair', 'regime',
+__all__ = ['SCALES', 'EPOCHS', 'SIZES', 'SEEDS', 'REGIMES', 'VALID_FRAC', 'AUGMENT', 'CLIP_GRAD', 'TABLE2_EPOCHS',
+           'ABLATION_CONFIG', 'ABLATIONS', 'SPARSE_RANK', 'SPARSE_RANKS', 'ONE_SEED_PLANS', 'LEARNING_CURVE', 'PLANS',
+           'DEVICES', 'EVAL_OVERHEAD', 'scale_settings', 'available_datasets', 'param_list', 'layer_pair', 'regime',
            'table8_specs', 'main_specs', 'table2_specs', 'table3_specs', 'table4_specs', 'ablation_name',
            'sparse_layer', 'sparse_specs', 'sparse_rank_specs', 'one_seed', 'table6_specs', 'table7_specs',
            'figure4_specs', 'learning_curve_specs', 'Experiment', 'ParamError', 'check_params', 'run_experiment',
@@ -82,13 +82,14 @@ def layer_pair(top_k=0.5, variant='section_4_4', p=0.5, alpha_dropout=0.1):
 REGIMES = ('paper', 'small')
 VALID_FRAC = 0.1                                   # share of the training data held out to choose the epoch on
 AUGMENT = dict(cifar10='crop_flip', cifar100='crop_flip')   # SVHN's digits are not flipped: no augmentation there
+CLIP_GRAD = dict(imdb=1.)                          # the LSTM's gradient-norm cap (Pascanu et al. 2013): same for baseline and MID-L
 
 def regime(dataset:str, name:str='paper') -> dict:
-    "`RunSpec` fields of a training regime: 'paper' (backbones at the paper's FLOPs, one-cycle Adam, epoch chosen on validation data, CIFAR augmentation) or 'small' (the library's small backbones, fixed epochs)."
+    "`RunSpec` fields of a training regime: 'paper' (backbones at the paper's FLOPs, one-cycle Adam, epoch chosen on validation data, CIFAR augmentation, the LSTM's gradients clipped) or 'small' (the library's small backbones, fixed epochs)."
     if name not in REGIMES: raise ValueError(f"regime={name!r} is not one of {REGIMES}")
     if name == 'small': return {}
     return dict(model_config=paper_backbone(dataset), data_config=dict(PAPER_DATA.get(dataset, {})), valid_frac=VALID_FRAC,
-                select='valid_acc', lr_schedule='onecycle', augment=AUGMENT.get(dataset))
+                select='valid_acc', lr_schedule='onecycle', augment=AUGMENT.get(dataset), clip_grad=CLIP_GRAD.get(dataset))
 
 def _specs(datasets, scale, tag, seeds=None, layers=None, device='cpu', epochs=None, regime_name='paper', **over):
     if isinstance(datasets, str):

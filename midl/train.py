@@ -51,6 +51,7 @@ class TrainConfig:
     compile:bool = None                 # torch.compile the training step; None: measured on this machine for long runs
     precision:str = 'auto'              # 'fp32', 'bf16' (autocast) or 'auto': bf16 only where the hardware has it natively
     flush_denormal:bool = True          # denormal floats as zero while training (x86 CPUs)
+    clip_grad:float = None              # rescale the gradients to at most this global L2 norm before each step (None: never)
 
     def __post_init__(self):
         if self.optimizer not in ('adam', 'sgd'): raise ValueError(f"optimizer={self.optimizer!r} must be 'adam' or 'sgd'")
@@ -58,6 +59,7 @@ class TrainConfig:
             raise ValueError(f"lr_schedule={self.lr_schedule!r} must be 'none', 'cosine', 'step' or 'onecycle'")
         if self.select not in (None, 'valid_acc', 'valid_loss'): raise ValueError(f"select={self.select!r} must be None, 'valid_acc' or 'valid_loss'")
         if self.augment not in (None, 'crop_flip'): raise ValueError(f"augment={self.augment!r} must be None or 'crop_flip'")
+        if self.clip_grad is not None and not self.clip_grad > 0: raise ValueError(f"clip_grad={self.clip_grad!r} must be None or a positive norm")
         if self.epochs < 1 or self.batch_size < 1: raise ValueError(f"need epochs >= 1 and batch_size >= 1, got {self.epochs}, {self.batch_size}")
 
 # %% ../nbs/06_train.ipynb 8
@@ -177,14 +179,16 @@ def train_epoch(model, loader, opt, cfg, device, sched=None, epoch:int=1, speed:
         with autocast(speed['precision'], device): out = model(xb)
         out = out.float()
         loss = F.cross_entropy(out, yb) + cfg.aux_weight * collect_aux_loss(model)   # CE + lambda_aux * sum of aux losses
-        opt.zero_grad(set_to_none=True); loss.backward(); opt.step()
+        opt.zero_grad(set_to_none=True); loss.backward()
+        if cfg.clip_grad: nn.utils.clip_grad_norm_(model.parameters(), cfg.clip_grad)   # g <- g * min(1, c / ||g||_2)
+        opt.step()
         if sched: sched.step()
         l = loss.item()                      # the host sync the running mean did already: checking it is free
         if not math.isfinite(l): raise _non_finite(l, loader, epoch, batch, cfg)
         tot_loss += l * len(yb); correct += (out.argmax(1) == yb).sum().item(); n += len(yb)
     return tot_loss / n, correct / n
 
-# %% ../nbs/06_train.ipynb 26
+# %% ../nbs/06_train.ipynb 28
 class History(list):
     "The per-epoch records of `fit`, plus `info`: the speed settings used, the epochs run and the epoch whose weights were kept."
     info:dict = {}
@@ -199,7 +203,7 @@ def _score(rec, cfg):
     return rec['valid_acc'] if cfg.select == 'valid_acc' else -rec['valid_loss']
 
 
-# %% ../nbs/06_train.ipynb 27
+# %% ../nbs/06_train.ipynb 29
 def _fingerprint(cfg) -> dict:
     "What a checkpoint must share with the run that resumes it: the whole configuration but the progress bar."
     return {k: v for k, v in asdict(cfg).items() if k != 'progress'}
@@ -223,13 +227,14 @@ def load_checkpoint(path, cfg:TrainConfig) -> dict:
     "The checkpoint at `path` (None when there is none), checked against `cfg`: one of another configuration raises, naming the differences."
     try: state = torch.load(path, weights_only=False)           # our own file: it holds NumPy's and Python's generator states
     except FileNotFoundError: return None
-    mine = _fingerprint(cfg)
-    diff = {k: (v, mine.get(k)) for k, v in state['config'].items() if mine.get(k) != v}
+    mine, defaults = _fingerprint(cfg), _fingerprint(TrainConfig())
+    saved = {**{k: v for k, v in defaults.items() if k not in state['config']}, **state['config']}   # fields added since: defaults
+    diff = {k: (saved.get(k), mine.get(k)) for k in sorted(saved.keys() | mine.keys()) if saved.get(k) != mine.get(k)}
     if diff: raise ValueError(f"checkpoint {path} was written by another training configuration (saved vs now: {diff}); "
                               "delete it to start the run afresh, or resume with the configuration that wrote it")
     return state
 
-# %% ../nbs/06_train.ipynb 29
+# %% ../nbs/06_train.ipynb 31
 def fit(model:nn.Module, train_data, valid_data=None, config:TrainConfig=None,
         checkpoint=None, # a file: the state after each epoch is saved there, a run finding it resumes, and it is deleted at the end
         **kwargs):
