@@ -11,7 +11,7 @@ from .models import PAPER_FLOPS
 
 # %% auto 0
 __all__ = ['NOT_STATED', 'PAPER_TRAIN_SIZE', 'PAPER_REGIME', 'regime_frame', 'learning_curve_frame', 'per_doubling',
-           'plot_learning_curve']
+           'plot_learning_curve', 'recipe_change_frame', 'plot_recipe_change']
 
 # %% ../nbs/07c_regime.ipynb 6
 NOT_STATED = 'not stated'
@@ -86,4 +86,49 @@ def plot_learning_curve(frame:pd.DataFrame, dataset:str='cifar10', ax=None):
         ax.axhline(t8.loc[(name, baseline_name(dataset)), 'Accuracy (%)'], ls='--', color='C3', label=f'paper ({PAPER_TRAIN_SIZE.get(dataset, "?"):,} samples)')
     ax.set_xscale('log'); ax.set_xlabel('training samples (after the validation split)'); ax.set_ylabel('test accuracy (%)')
     ax.set_title(f'{name}: baseline accuracy against data'); ax.legend(); ax.grid(alpha=0.3)
+    return ax
+
+# %% ../nbs/07c_regime.ipynb 14
+_SAME = ('tag', 'dataset', 'layer', 'seed', 'label_noise')
+
+def _best_valid(r): return 100 * max((h.get('valid_acc', float('nan')) for h in r.get('history', [])), default=float('nan'))
+def _setback(r):
+    "Largest fall of training accuracy (points) from one epoch to the next; 0 when it never falls."
+    acc = [100 * h['train_acc'] for h in r.get('history', [])]
+    return max([a - b for a, b in zip(acc, acc[1:])] + [0.])
+
+def _changed(a:dict, b:dict) -> str:
+    "The spec fields that differ between specs `a` and `b` (a field missing from an older record: None)."
+    keys = sorted(k for k in a.keys() | b.keys() if k not in _SAME and k != 'model_version' and a.get(k) != b.get(k))
+    return ', '.join(f'{k}: {a.get(k)} → {b.get(k)}' for k in keys)
+
+def recipe_change_frame(before, after) -> pd.DataFrame:
+    "Records of `before` and `after` paired by experiment, dataset, layer, seed and noise: accuracy (%), epoch chosen and training setback of each."
+    ident = lambda r: tuple(r['spec'].get(k) for k in _SAME)
+    new = {ident(r): r for r in after}
+    rows = []
+    for b in before:
+        if (a := new.get(ident(b))) is None: continue
+        row = dict(zip(_SAME, ident(b)))
+        for name, r in (('before', b), ('after', a)):
+            row |= {f'valid acc % ({name})': _best_valid(r), f'test acc % ({name})': 100 * r['metrics']['accuracy'],
+                    f'epoch chosen ({name})': r.get('training', {}).get('epochs_chosen'), f'train-acc setback pp ({name})': _setback(r)}
+        rows.append(row | dict(changed=_changed(b['spec'], a['spec'])))
+    return pd.DataFrame(rows).sort_values(['dataset', 'layer', 'seed'], ignore_index=True) if rows else pd.DataFrame(rows)
+
+# %% ../nbs/07c_regime.ipynb 16
+def plot_recipe_change(before, after, ax=None):
+    "Validation accuracy (%) per epoch of each pair of `recipe_change_frame`: before dashed, after solid, one colour per seed and layer."
+    import matplotlib.pyplot as plt
+    ax = ax or plt.subplots(figsize=(6.5, 3.6))[1]
+    ident = lambda r: tuple(r['spec'].get(k) for k in _SAME)
+    new = {ident(r): r for r in after}
+    pairs = [(b, new[ident(b)]) for b in before if ident(b) in new]
+    for i, (b, a) in enumerate(sorted(pairs, key=lambda p: ident(p[0])[2:4])):
+        label = f"{b['spec']['layer']} s{b['spec']['seed']}"
+        for r, style, what in ((b, '--', 'before'), (a, '-', 'after')):
+            v = [100 * h['valid_acc'] for h in r['history']]
+            ax.plot(range(1, len(v) + 1), v, style, color=f'C{i}', label=f'{label} ({what})')
+    ax.set(xlabel='epoch', ylabel='validation accuracy (%)', title='before (dashed) and after (solid) the recipe change')
+    ax.legend(fontsize=7, ncol=2); ax.grid(alpha=.3)
     return ax
