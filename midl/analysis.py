@@ -177,7 +177,7 @@ def seed_table(records, metric:str='accuracy'):
     return pd.DataFrame.from_dict(rows, orient='index').sort_index().rename_axis('seed')
 
 def plot_training_curves(records, title:str=''):
-    "Training loss and accuracy per epoch of every record, one line per run (colour: model, label: seed)."
+    "Training loss and accuracy per epoch of every record, one line per run (colour: model, label: seed); validation accuracy dashed where recorded."
     import matplotlib.pyplot as plt
     fig, (a, b) = plt.subplots(1, 2, figsize=(9, 3.4))
     names = sorted({model_name(r) for r in records})
@@ -186,6 +186,10 @@ def plot_training_curves(records, title:str=''):
         ep = [e['epoch'] for e in h]
         a.plot(ep, [e['train_loss'] for e in h], color=c, alpha=0.7)
         b.plot(ep, [e['train_acc'] for e in h], color=c, alpha=0.7, label=f"{model_name(r)}, seed {r['spec']['seed']}")
-    a.set_xlabel('epoch'); a.set_ylabel('training loss'); b.set_xlabel('epoch'); b.set_ylabel('training accuracy')
+        if any('valid_acc' in e for e in h):                       # runs with a validation split: its accuracy dashed
+            b.plot([e['epoch'] for e in h if 'valid_acc' in e], [e['valid_acc'] for e in h if 'valid_acc' in e], '--', color=c, alpha=0.7)
+    valid = any('valid_acc' in e for r in records for e in r.get('history') or [])
+    a.set_xlabel('epoch'); a.set_ylabel('training loss'); b.set_xlabel('epoch')
+    b.set_ylabel('accuracy: training (solid), validation (dashed)' if valid else 'training accuracy')
     b.legend(fontsize=7, ncol=2); fig.suptitle(title, fontsize=10); fig.tight_layout()
     return fig

@@ -11,7 +11,7 @@ from .models import PAPER_FLOPS
 
 # %% auto 0
 __all__ = ['NOT_STATED', 'PAPER_TRAIN_SIZE', 'PAPER_REGIME', 'regime_frame', 'learning_curve_frame', 'per_doubling',
-           'plot_learning_curve', 'recipe_change_frame', 'plot_recipe_change']
+           'plot_learning_curve', 'fit_gap_frame', 'recipe_change_frame', 'plot_recipe_change']
 
 # %% ../nbs/07c_regime.ipynb 6
 NOT_STATED = 'not stated'
@@ -91,6 +91,28 @@ def plot_learning_curve(frame:pd.DataFrame, dataset:str='cifar10', ax=None):
     return ax
 
 # %% ../nbs/07c_regime.ipynb 14
+def _at_kept(r) -> dict:
+    "The history entry of the epoch run `r` kept (its last epoch when it chose none)."
+    h = r['history']; e = r.get('training', {}).get('epochs_chosen') or h[-1]['epoch']
+    return next(x for x in h if x['epoch'] == e)
+
+def fit_gap_frame(records, tag:str='table8', layer:str='dense') -> pd.DataFrame:
+    "Per dataset, the clean `layer` runs of `tag`: training, validation and test accuracy (%) at the kept epoch (means over seeds), their gap, and runs that kept their last epoch."
+    groups = {}
+    for r in records:
+        s = r['spec']
+        if s.get('tag') == tag and s['layer'] == layer and not s.get('label_noise') and r.get('history'): groups.setdefault(s['dataset'], []).append(r)
+    rows = []
+    for ds, rs in sorted(groups.items()):
+        kept = [_at_kept(r) for r in rs]
+        train, valid = [100 * k['train_acc'] for k in kept], [100 * k.get('valid_acc', float('nan')) for k in kept]
+        last = sum(k['epoch'] == r['history'][-1]['epoch'] for k, r in zip(kept, rs))
+        rows.append({'dataset': DISPLAY.get(ds, ds), 'runs': len(rs), 'train acc % (kept epoch)': np.mean(train),
+                     'valid acc %': np.mean(valid), 'test acc %': _fmt_sd([100 * r['metrics']['accuracy'] for r in rs]),
+                     'train − valid (pp)': np.mean(train) - np.mean(valid), 'kept the last epoch': f'{last} of {len(rs)}'})
+    return pd.DataFrame(rows).set_index('dataset') if rows else pd.DataFrame(rows)
+
+# %% ../nbs/07c_regime.ipynb 17
 _SAME = ('tag', 'dataset', 'layer', 'seed', 'label_noise')
 
 def _best_valid(r): return 100 * max((h.get('valid_acc', float('nan')) for h in r.get('history', [])), default=float('nan'))
@@ -118,7 +140,7 @@ def recipe_change_frame(before, after) -> pd.DataFrame:
         rows.append(row | dict(changed=_changed(b['spec'], a['spec'])))
     return pd.DataFrame(rows).sort_values(['dataset', 'layer', 'seed'], ignore_index=True) if rows else pd.DataFrame(rows)
 
-# %% ../nbs/07c_regime.ipynb 16
+# %% ../nbs/07c_regime.ipynb 19
 def plot_recipe_change(before, after, ax=None):
     "Validation accuracy (%) per epoch of each pair of `recipe_change_frame`: before dashed, after solid, one colour per seed and layer."
     import matplotlib.pyplot as plt
