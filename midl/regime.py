@@ -60,10 +60,12 @@ def regime_frame(records, tag:str='table8') -> pd.DataFrame:
     return pd.DataFrame(rows).set_index('dataset')
 
 # %% ../nbs/07c_regime.ipynb 11
+def _best_valid(r): return 100 * max((h.get('valid_acc', float('nan')) for h in r.get('history', [])), default=float('nan'))
+
 def learning_curve_frame(records, dataset:str='cifar10', layer:str='dense') -> pd.DataFrame:
     "Test and validation accuracy (%) of the clean `layer` runs of `dataset` (learning-curve and Table 8 runs) by training samples used, one row per run."
     rows = [dict(n_train=r['data']['n_train'], seed=r['spec']['seed'], accuracy=100 * r['metrics']['accuracy'],
-                 valid_accuracy=100 * max((h.get('valid_acc', float('nan')) for h in r.get('history', [])), default=float('nan')),
+                 valid_accuracy=_best_valid(r),
                  epochs_chosen=r.get('training', {}).get('epochs_chosen'))
             for r in records if (s := r['spec'])['dataset'] == dataset and s['layer'] == layer and not s.get('label_noise')
             and s.get('tag') in ('learning_curve', 'table8')]
@@ -115,7 +117,6 @@ def fit_gap_frame(records, tag:str='table8', layer:str='dense') -> pd.DataFrame:
 # %% ../nbs/07c_regime.ipynb 17
 _SAME = ('tag', 'dataset', 'layer', 'seed', 'label_noise')
 
-def _best_valid(r): return 100 * max((h.get('valid_acc', float('nan')) for h in r.get('history', [])), default=float('nan'))
 def _setback(r):
     "Largest fall of training accuracy (points) from one epoch to the next; 0 when it never falls."
     acc = [100 * h['train_acc'] for h in r.get('history', [])]
@@ -126,14 +127,17 @@ def _changed(a:dict, b:dict) -> str:
     keys = sorted(k for k in a.keys() | b.keys() if k not in _SAME and k != 'model_version' and a.get(k) != b.get(k))
     return ', '.join(f'{k}: {a.get(k)} → {b.get(k)}' for k in keys)
 
-def recipe_change_frame(before, after) -> pd.DataFrame:
-    "Records of `before` and `after` paired by experiment, dataset, layer, seed and noise: accuracy (%), epoch chosen and training setback of each."
+def _pairs(before, after) -> list:
+    "(before, after) records of the same experiment, dataset, layer, seed and noise."
     ident = lambda r: tuple(r['spec'].get(k) for k in _SAME)
     new = {ident(r): r for r in after}
+    return [(b, new[ident(b)]) for b in before if ident(b) in new]
+
+def recipe_change_frame(before, after) -> pd.DataFrame:
+    "Records of `before` and `after` paired by experiment, dataset, layer, seed and noise: accuracy (%), epoch chosen and training setback of each."
     rows = []
-    for b in before:
-        if (a := new.get(ident(b))) is None: continue
-        row = dict(zip(_SAME, ident(b)))
+    for b, a in _pairs(before, after):
+        row = {k: b['spec'].get(k) for k in _SAME}
         for name, r in (('before', b), ('after', a)):
             row |= {f'valid acc % ({name})': _best_valid(r), f'test acc % ({name})': 100 * r['metrics']['accuracy'],
                     f'epoch chosen ({name})': r.get('training', {}).get('epochs_chosen'), f'train-acc setback pp ({name})': _setback(r)}
@@ -145,10 +149,8 @@ def plot_recipe_change(before, after, ax=None):
     "Validation accuracy (%) per epoch of each pair of `recipe_change_frame`: before dashed, after solid, one colour per seed and layer."
     import matplotlib.pyplot as plt
     ax = ax or plt.subplots(figsize=(6.5, 3.6))[1]
-    ident = lambda r: tuple(r['spec'].get(k) for k in _SAME)
-    new = {ident(r): r for r in after}
-    pairs = [(b, new[ident(b)]) for b in before if ident(b) in new]
-    for i, (b, a) in enumerate(sorted(pairs, key=lambda p: ident(p[0])[2:4])):
+    pairs = sorted(_pairs(before, after), key=lambda p: (p[0]['spec']['layer'], p[0]['spec']['seed']))
+    for i, (b, a) in enumerate(pairs):
         label = f"{b['spec']['layer']} s{b['spec']['seed']}"
         for r, style, what in ((b, '--', 'before'), (a, '-', 'after')):
             v = [100 * h['valid_acc'] for h in r['history']]
