@@ -320,7 +320,8 @@ def _imdb_encoded(root:Path, vocab_size:int):
 
 # %% ../nbs/02_data.ipynb 40
 @register_loader('imdb')
-def _load_imdb(name, root, train=True, download=False, vocab_size:int=20000, max_len:int=256, view:str='seq'):
+def _load_imdb(name, root, train=True, download=False, vocab_size:int=20000, max_len:int=256, view:str='seq',
+               cut:str='head'): # 'head' keeps each review's first `max_len` tokens, 'tail' its last
     if view not in ('seq', 'bow'): raise ValueError(f"view={view!r}: use 'seq' (LSTM) or 'bow' (MLP)")
     if download and not REGISTRY[name].path(root).is_dir():
         from torchvision.datasets.utils import download_and_extract_archive
@@ -329,10 +330,10 @@ def _load_imdb(name, root, train=True, download=False, vocab_size:int=20000, max
             md5='7c2ac02c03563afcf9b574c7e56c153a'))
     d, cache, hit = _imdb_encoded(Path(root), vocab_size)
     s = d['train' if train else 'test']
-    if view == 'seq': x, lengths = pad_sequences(s['flat'], s['offsets'], max_len)
+    if view == 'seq': x, lengths = pad_sequences(s['flat'], s['offsets'], max_len, cut)
     else: x, lengths = bag_of_words(s['flat'], s['offsets'], len(d['vocab'])), torch.diff(s['offsets'])
     return ArrayDataset(x, s['labels'], ['neg', 'pos'], name=name, train=train, modality='text', description=REGISTRY[name].title,
-                        integrity='unchecked', view=view, vocab=d['vocab'], vocab_size=len(d['vocab']), max_len=max_len,
+                        integrity='unchecked', view=view, vocab=d['vocab'], vocab_size=len(d['vocab']), max_len=max_len, cut=cut,
                         lengths=lengths, ratings=s['ratings'], cache_file=str(cache), from_cache=hit)
 
 # %% ../nbs/02_data.ipynb 43

@@ -174,12 +174,14 @@ def encode(tokens, stoi:dict) -> list:
     return [stoi.get(t, UNK) for t in tokens]
 
 # %% ../nbs/02c_formats.ipynb 32
-def pad_sequences(flat, offsets, max_len:int) -> tuple:
-    "Left-padded `(N, max_len)` ids holding each sequence's first `max_len` tokens, and the kept lengths."
+def pad_sequences(flat, offsets, max_len:int, cut:str='head') -> tuple:
+    "Left-padded `(N, max_len)` ids holding each sequence's first (`cut='head'`) or last (`cut='tail'`) `max_len` tokens, and the kept lengths."
+    if cut not in ('head', 'tail'): raise ValueError(f"cut={cut!r}: use 'head' (keep each sequence's first max_len tokens) or 'tail' (its last)")
     offsets = np.asarray(offsets); flat = np.asarray(flat)
-    lens = np.minimum(np.diff(offsets), max_len)
+    full = np.diff(offsets); lens = np.minimum(full, max_len)
+    starts = offsets[:-1] + (full - lens if cut == 'tail' else 0)  # 'tail' skips the tokens that do not fit
     out = np.zeros((len(lens), max_len), dtype=np.int64)
-    for i, (o, l) in enumerate(zip(offsets[:-1], lens)):
+    for i, (o, l) in enumerate(zip(starts, lens)):
         if l: out[i, max_len - l:] = flat[o:o + l]
     return torch.from_numpy(out), torch.from_numpy(lens)
 

@@ -71,23 +71,31 @@ def cnn(input_shape, n_classes:int, hidden=(256, 256), layer:str='midl', channel
 
 # %% ../nbs/04_models.ipynb 20
 class LSTMEncoder(nn.Module):
-    "Embedding → one-layer LSTM; the output at each sequence's last non-padding token."
-    def __init__(self, vocab_size:int, embed_dim:int=128, hidden_size:int=128, pad_idx:int=0):
+    "Embedding → (dropout) → one-layer LSTM; read out at each sequence's last real token (`readout='last'`) or max-pooled over its real tokens ('max')."
+    def __init__(self, vocab_size:int, embed_dim:int=128, hidden_size:int=128, pad_idx:int=0,
+                 embed_dropout:float=0., # dropout on the embedded tokens (a regulariser for the input layer)
+                 readout:str='last'):    # 'last': the LSTM output at the last real token; 'max': its maximum over the real tokens
         super().__init__()
-        self.pad_idx = pad_idx
+        if readout not in ('last', 'max'): raise ValueError(f"readout={readout!r}: use 'last' or 'max'")
+        self.pad_idx, self.readout = pad_idx, readout
         self.embed = nn.Embedding(vocab_size, embed_dim, padding_idx=pad_idx)
+        self.drop = nn.Dropout(embed_dropout)
         self.lstm = nn.LSTM(embed_dim, hidden_size, batch_first=True)
 
     def forward(self, x):
-        out, _ = self.lstm(self.embed(x))                          # (B, T, hidden)
+        out, _ = self.lstm(self.drop(self.embed(x)))               # (B, T, hidden)
+        real = x != self.pad_idx
+        if self.readout == 'max':                                  # h_0[j] = max_t out[t, j] over real tokens t
+            return out.masked_fill(~real[..., None], float('-inf')).amax(1).clamp_min(-1.)   # no real token: -1 (tanh's floor)
         pos = torch.arange(x.shape[1], device=x.device)
-        last = ((x != self.pad_idx) * pos).amax(1)                 # index of the last real token
+        last = (real * pos).amax(1)                                # index of the last real token
         return out[torch.arange(len(x), device=x.device), last]    # h_0 = LSTM output there
 
 def lstm(vocab_size:int, n_classes:int, hidden=(128,), layer:str='midl', embed_dim:int=128, lstm_hidden:int=128,
-         pad_idx:int=0, **layer_config):
+         pad_idx:int=0, embed_dropout:float=0., readout:str='last', **layer_config):
     "LSTM encoder with an MLP head for token-id sequences."
-    return Classifier(LSTMEncoder(vocab_size, embed_dim, lstm_hidden, pad_idx), lstm_hidden, n_classes, hidden, layer, **layer_config)
+    return Classifier(LSTMEncoder(vocab_size, embed_dim, lstm_hidden, pad_idx, embed_dropout, readout), lstm_hidden, n_classes,
+                      hidden, layer, **layer_config)
 
 # %% ../nbs/04_models.ipynb 25
 def _find_attr(ds, *names):
