@@ -11,7 +11,8 @@ from .models import PAPER_FLOPS
 
 # %% auto 0
 __all__ = ['NOT_STATED', 'PAPER_TRAIN_SIZE', 'PAPER_REGIME', 'regime_frame', 'learning_curve_frame', 'per_doubling',
-           'plot_learning_curve', 'fit_gap_frame', 'recipe_change_frame', 'plot_recipe_change']
+           'plot_learning_curve', 'fit_gap_frame', 'recipe_change_frame', 'plot_recipe_change', 'pilot_frame',
+           'load_pilot', 'plot_pilot']
 
 # %% ../nbs/07c_regime.ipynb 6
 NOT_STATED = 'not stated'
@@ -122,10 +123,19 @@ def _setback(r):
     acc = [100 * h['train_acc'] for h in r.get('history', [])]
     return max([a - b for a, b in zip(acc, acc[1:])] + [0.])
 
+def _diffs(a:dict, b:dict, prefix:str='') -> list:
+    "`(name, a's value, b's value)` of each field that differs; dict fields (`model_config`, ...) entry by entry, as `field.entry` (a missing one counts as empty)."
+    out = []
+    for k in sorted(a.keys() | b.keys()):
+        x, y = a.get(k), b.get(k)
+        if isinstance(x, dict) or isinstance(y, dict): out += _diffs(x or {}, y or {}, f'{prefix}{k}.')   # missing: empty
+        elif x != y: out.append((prefix + k, x, y))
+    return out
+
 def _changed(a:dict, b:dict) -> str:
     "The spec fields that differ between specs `a` and `b` (a field missing from an older record: None)."
-    keys = sorted(k for k in a.keys() | b.keys() if k not in _SAME and k != 'model_version' and a.get(k) != b.get(k))
-    return ', '.join(f'{k}: {a.get(k)} → {b.get(k)}' for k in keys)
+    skip = lambda k: k in _SAME or k == 'model_version'
+    return ', '.join(f'{k}: {x} → {y}' for k, x, y in _diffs({k: v for k, v in a.items() if not skip(k)}, {k: v for k, v in b.items() if not skip(k)}))
 
 def _pairs(before, after) -> list:
     "(before, after) records of the same experiment, dataset, layer, seed and noise."
@@ -157,4 +167,42 @@ def plot_recipe_change(before, after, ax=None):
             ax.plot(range(1, len(v) + 1), v, style, color=f'C{i}', label=f'{label} ({what})')
     ax.set(xlabel='epoch', ylabel='validation accuracy (%)', title='before (dashed) and after (solid) the recipe change')
     ax.legend(fontsize=7, ncol=2); ax.grid(alpha=.3)
+    return ax
+
+# %% ../nbs/07c_regime.ipynb 22
+def pilot_frame(reference, pilots, margin:float=0.5) -> pd.DataFrame:
+    "The `reference` run and each of the `pilots` (records): changed options, validation accuracy (%) and its gain, fit at the kept epoch, and the pilot adopted."
+    rows = []
+    for r in [reference, *pilots]:
+        k = _at_kept(r)
+        rows.append({'changed': _changed(reference['spec'], r['spec']) or '(reference)', 'valid acc %': _best_valid(r),
+                     'train acc % (kept epoch)': 100 * k['train_acc'], 'epoch chosen': k['epoch'], 'test acc %': 100 * r['metrics']['accuracy']})
+    f = pd.DataFrame(rows)
+    f['valid gain pp'] = f['valid acc %'] - f.loc[0, 'valid acc %']              # the pilot's minus the reference's
+    f['train − valid (pp)'] = f['train acc % (kept epoch)'] - f['valid acc %']
+    best = f['valid gain pp'].iloc[1:].idxmax() if len(f) > 1 else None
+    f['adopted'] = [i == best and f.loc[i, 'valid gain pp'] >= margin for i in f.index]   # the rule: best on validation, by >= margin
+    return f
+
+# %% ../nbs/07c_regime.ipynb 25
+def load_pilot(pilot_dir, records) -> tuple:
+    "`(reference, pilots, margin)` of the pilot in `pilot_dir` (`pilot.json` and `runs/`), its reference found among `records` by key."
+    from pathlib import Path
+    from midl.files import read_json
+    from midl.experiment import load_results
+    p = read_json(Path(pilot_dir)/'pilot.json')
+    ref = next((r for r in records if r.get('key') == p['reference']), None)
+    if ref is None: raise ValueError(f"{pilot_dir}: the reference run {p['reference']} is not among the records given; pass its results folder's records (or the superseded ones)")
+    return ref, load_results(Path(pilot_dir)/'runs'), p['margin']
+
+def plot_pilot(reference, pilots, ax=None):
+    "Validation accuracy (%) per epoch of the reference run (black) and each pilot, labelled by what it changed."
+    import matplotlib.pyplot as plt
+    ax = ax or plt.subplots(figsize=(6.5, 3.6))[1]
+    for i, r in enumerate([reference, *pilots]):
+        v = [100 * h['valid_acc'] for h in r['history']]
+        label = _changed(reference['spec'], r['spec']) if i else 'reference'
+        ax.plot(range(1, len(v) + 1), v, marker='o', ms=3, color='k' if i == 0 else f'C{i - 1}', label=label)
+    ax.set(xlabel='epoch', ylabel='validation accuracy (%)', title='recipe pilot, one seed')
+    ax.legend(fontsize=7); ax.grid(alpha=.3)
     return ax
