@@ -21,12 +21,19 @@ PAPER_TRAIN_SIZE = dict(mnist=60_000, fashion_mnist=60_000, kmnist=60_000, cifar
 PAPER_REGIME = dict(epochs=NOT_STATED, augmentation='"standard ... augmentation pipelines" (App. E), not specified',
                     precision=NOT_STATED, optimizer='Adam, lr 1e-3, batch 64 (Table 12)')
 
+def _describe_lstm(c:dict, data:dict) -> str:
+    "LSTM width, its readout and embedding dropout, the MLP head, and which tokens of each review it reads."
+    extras = ([f"embedding dropout {c['embed_dropout']:g}"] if c.get('embed_dropout') else []) + (['max-pooled'] if c.get('readout') == 'max' else [])
+    lstm = f"LSTM {c.get('lstm_hidden', 128)}" + (f" ({', '.join(extras)})" if extras else '')
+    cut = f", {'last' if data.get('cut') == 'tail' else 'first'} {data['max_len']} tokens" if 'max_len' in data else ''
+    return f"{lstm} + MLP {c['hidden']}{cut}"
+
 def _describe_backbone(spec:dict) -> str:
     "A short name of the backbone a spec builds, from its `model_config` (empty: the library's small default)."
     c = spec.get('model_config') or {}
     if not c: return 'library default (small)'
     if c.get('backbone') == 'cnn': return f"CNN {len(sum(([x] if isinstance(x, int) else list(x) for x in c['channels']), []))} conv + MLP {c['hidden']}"
-    if c.get('backbone') == 'lstm': return f"LSTM {c.get('lstm_hidden', 128)} + MLP {c['hidden']}"
+    if c.get('backbone') == 'lstm': return _describe_lstm(c, spec.get('data_config') or {})
     return f"MLP {c.get('hidden')}"
 
 # %% ../nbs/07c_regime.ipynb 8
