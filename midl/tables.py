@@ -86,7 +86,8 @@ def table8_frame(records, missing=()):
             'Memory (MB)': (metric('memory_mb'), 1, 2)}
     ours = table_frame(records, cols, where=clean)
     robust = table_frame(records, {'Robust Acc (%)': (metric('accuracy'), 100, 1)}, where=noisy)
-    if len(ours): ours = ours.join(robust[['Robust Acc (%)']])
+    robust = robust['Robust Acc (%)'] if len(robust) else pd.Series(dtype=object)
+    if len(ours): ours['Robust Acc (%)'] = [robust.get(k, 'not run') for k in ours.index]   # no noisy run (yet): 'not run'
     c10c = table_frame(records, {'Accuracy (%)': (metric('robust_accuracy'), 100, 1)}, where=dict(clean, corruption='all'),
                        dataset_name=lambda d: 'CIFAR-10-C')
     return mark_not_run(pd.concat([ours, c10c]) if len(c10c) else ours, missing)
