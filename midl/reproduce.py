@@ -274,9 +274,18 @@ def run_seconds(rec) -> float:
     done_before = max(rec.get('training', {}).get('resumed_at') or [0])    # epochs the last resume restored from its checkpoint
     return rec.get('total_time_s', 0.) + sum(h.get('time_s', 0.) for h in rec.get('history', []) if h['epoch'] <= done_before)
 
+_OUTSIDE = dict(superseded='superseded', pilot='pilot/runs')      # folders beside `runs/` whose CPU-hours the plan did not count
+
+def _spent(folder) -> tuple:
+    "How many records `folder` holds and their CPU-hours (`run_seconds`); (0, 0.) when there is no such folder."
+    from midl.experiment import load_results
+    recs = load_results(folder) if Path(folder).exists() else []
+    return len(recs), sum(map(run_seconds, recs)) / 3600
+
 def rerun_progress(results_dir='results/full/runs') -> str:
     """Write and return `RESULTS_DIR/../progress.md`: runs done of those `plan.json` keeps, per table and dataset, the
-    CPU-hours they took (each run's wall time at one thread), and the clean baselines so far (`midl.regime.regime_frame`)."""
+    CPU-hours they took (each run's wall time at one thread), those spent outside the plan (runs a recipe change
+    superseded, pilots: `_OUTSIDE`), and the clean baselines so far (`midl.regime.regime_frame`)."""
     import pandas as pd
     from midl.experiment import load_results
     from midl.regime import regime_frame
@@ -290,10 +299,14 @@ def rerun_progress(results_dir='results/full/runs') -> str:
     t = rows.groupby(['tag', 'dataset']).sum() if len(rows) else rows
     hours = sum(map(run_seconds, recs)) / 3600
     resumed = sum(bool(r.get('training', {}).get('resumed_at')) for r in recs)
+    extra = {name: _spent(base/sub) for name, sub in _OUTSIDE.items()}
+    outside = ', '.join(f'{h:.1f} CPU-hours on {n} {name} runs (`{_OUTSIDE[name]}/`)' for name, (n, h) in extra.items())
     text = '\n'.join([f'# Re-run progress: {len(done)} of {len(kept)} planned runs done, {hours:.1f} CPU-hours', '',
                       t.reset_index().to_markdown(index=False) if len(t) else '(nothing planned)', '',
                       f'CPU-hours: the wall time of each finished run at one thread (`run_seconds`); for the {resumed} runs resumed '
-                      'from a checkpoint, the epochs trained before the resume count by their training time (not their evaluation).', '', '## Clean baselines so far', '',
+                      'from a checkpoint, the epochs trained before the resume count by their training time (not their evaluation).', '',
+                      f'Outside the plan: {outside}; all together {hours + sum(h for _, h in extra.values()):.1f} CPU-hours.', '',
+                      '## Clean baselines so far', '',
                       regime_frame(recs).to_markdown() if recs else '(none yet)', ''])
     atomic_write(base/'progress.md', lambda tmp: Path(tmp).write_text(text))
     return text
