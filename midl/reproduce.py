@@ -14,7 +14,8 @@ from .plan import PLANS, SCALES, ParamError, available_datasets, check_params, b
 # %% auto 0
 __all__ = ['EXPERIMENT_NOTEBOOKS', 'REPRO_DATASETS', 'NOTEBOOK_PLANS', 'RUN_COST', 'CLI_OPTIONS', 'UsageError', 'NotebookFailed',
            'find_nbs', 'select_notebooks', 'writable_dir', 'plan_specs', 'run_notebook', 'missing_data', 'parse_value',
-           'notebook_params', 'reproduce', 'main', 'plan_markdown', 'full_rerun', 'run_seconds', 'rerun_progress']
+           'notebook_params', 'reproduce', 'main', 'plan_markdown', 'full_rerun', 'run_seconds', 'machine_frame',
+           'mixed_pairs', 'rerun_progress']
 
 # %% ../nbs/08c_reproduce.ipynb 6
 EXPERIMENT_NOTEBOOKS = ('10_table8.ipynb', '10a_learning_curve.ipynb', '11_table2.ipynb', '12_table3.ipynb', '13_table5.ipynb', '14_table4.ipynb',
@@ -282,10 +283,35 @@ def _spent(folder) -> tuple:
     recs = load_results(folder) if Path(folder).exists() else []
     return len(recs), sum(map(run_seconds, recs)) / 3600
 
+def _machine(rec) -> tuple:
+    "The CPU (or GPU) and precision a run trained with, as its record states them."
+    sp = rec.get('speed', {})
+    return sp.get('gpu') or sp.get('cpu_model', 'not recorded'), sp.get('precision', 'fp32 (not recorded)')
+
+def machine_frame(recs):
+    "Runs and CPU-hours (`run_seconds`) per machine and precision: a re-run that spans sessions may span CPUs."
+    import pandas as pd
+    rows = [dict(zip(('machine', 'precision'), _machine(r)), runs=1, cpu_h=run_seconds(r) / 3600) for r in recs]
+    cols = ['machine', 'precision', 'runs', 'cpu_h']
+    return pd.DataFrame(rows, columns=cols).groupby(cols[:2]).sum().round(2).reset_index() if rows else pd.DataFrame(columns=cols)
+
+def mixed_pairs(recs) -> list:
+    "Keys of the comparisons (`pair_key`) whose runs trained on different machines or precisions (their paired differences mix the two)."
+    from midl.experiment import pair_key
+    by = {}
+    for r in recs: by.setdefault(pair_key(r), []).append(r)
+    return [sorted(r['key'] for r in rs) for rs in by.values() if len({_machine(r) for r in rs}) > 1]
+
+def _mixed_note(pairs) -> str:
+    if not pairs: return 'Every comparison so far (MID-L and its baseline at one seed) ran on one machine at one precision.'
+    return (f'{len(pairs)} comparison{"s" * (len(pairs) > 1)} ran their runs on different machines or precisions (their paired differences mix '
+            'the two): ' + '; '.join(' / '.join(p) for p in pairs) + '.')
+
 def rerun_progress(results_dir='results/full/runs') -> str:
     """Write and return `RESULTS_DIR/../progress.md`: runs done of those `plan.json` keeps, per table and dataset, the
     CPU-hours they took (each run's wall time at one thread), those spent outside the plan (runs a recipe change
-    superseded, pilots: `_OUTSIDE`), and the clean baselines so far (`midl.regime.regime_frame`)."""
+    superseded, pilots: `_OUTSIDE`), the machines and precisions they ran on (`machine_frame`, `mixed_pairs`), and the
+    clean baselines so far (`midl.regime.regime_frame`)."""
     import pandas as pd
     from midl.experiment import load_results
     from midl.regime import regime_frame
@@ -306,6 +332,9 @@ def rerun_progress(results_dir='results/full/runs') -> str:
                       f'CPU-hours: the wall time of each finished run at one thread (`run_seconds`); for the {resumed} runs resumed '
                       'from a checkpoint, the epochs trained before the resume count by their training time (not their evaluation).', '',
                       f'Outside the plan: {outside}; all together {hours + sum(h for _, h in extra.values()):.1f} CPU-hours.', '',
+                      '## Machines and precision', '',
+                      machine_frame(recs).to_markdown(index=False) if recs else '(none yet)', '',
+                      _mixed_note(mixed_pairs(recs)), '',
                       '## Clean baselines so far', '',
                       regime_frame(recs).to_markdown() if recs else '(none yet)', ''])
     atomic_write(base/'progress.md', lambda tmp: Path(tmp).write_text(text))
