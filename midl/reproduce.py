@@ -15,7 +15,7 @@ from .plan import PLANS, SCALES, ParamError, available_datasets, check_params, b
 __all__ = ['EXPERIMENT_NOTEBOOKS', 'REPRO_DATASETS', 'NOTEBOOK_PLANS', 'RUN_COST', 'CLI_OPTIONS', 'UsageError', 'NotebookFailed',
            'find_nbs', 'select_notebooks', 'writable_dir', 'plan_specs', 'run_notebook', 'missing_data', 'parse_value',
            'notebook_params', 'reproduce', 'main', 'plan_markdown', 'full_rerun', 'run_seconds', 'machine_frame',
-           'mixed_pairs', 'rerun_progress']
+           'mixed_pairs', 'mixed_pairs_note', 'rerun_progress']
 
 # %% ../nbs/08c_reproduce.ipynb 6
 EXPERIMENT_NOTEBOOKS = ('10_table8.ipynb', '10a_learning_curve.ipynb', '11_table2.ipynb', '12_table3.ipynb', '13_table5.ipynb', '14_table4.ipynb',
@@ -302,10 +302,14 @@ def mixed_pairs(recs) -> list:
     for r in recs: by.setdefault(pair_key(r), []).append(r)
     return [sorted(r['key'] for r in rs) for rs in by.values() if len({_machine(r) for r in rs}) > 1]
 
-def _mixed_note(pairs) -> str:
-    if not pairs: return 'Every comparison so far (MID-L and its baseline at one seed) ran on one machine at one precision.'
-    return (f'{len(pairs)} comparison{"s" * (len(pairs) > 1)} ran their runs on different machines or precisions (their paired differences mix '
-            'the two): ' + '; '.join(' / '.join(p) for p in pairs) + '.')
+def mixed_pairs_note(recs) -> str:
+    "One sentence on `recs`' comparisons: whether any mixes machines or precisions (`mixed_pairs`, named), and how many runs record neither."
+    pairs, blind = mixed_pairs(recs), sum(_machine(r)[0] == 'not recorded' for r in recs)
+    text = (f'{len(pairs)} comparison{"s" * (len(pairs) > 1)} ran their runs on different machines or precisions (their paired '
+            'differences mix the two): ' + '; '.join(' / '.join(p) for p in pairs) + '.') if pairs else \
+           'No comparison (MID-L and its baseline at one seed) mixes machines or precisions.'
+    return text + (f' {blind} of the {len(recs)} runs do not record their machine (records written before `midl.speed` '
+                   'existed), so for them this cannot be checked.' if blind else '')
 
 def rerun_progress(results_dir='results/full/runs') -> str:
     """Write and return `RESULTS_DIR/../progress.md`: runs done of those `plan.json` keeps, per table and dataset, the
@@ -334,7 +338,7 @@ def rerun_progress(results_dir='results/full/runs') -> str:
                       f'Outside the plan: {outside}; all together {hours + sum(h for _, h in extra.values()):.1f} CPU-hours.', '',
                       '## Machines and precision', '',
                       machine_frame(recs).to_markdown(index=False) if recs else '(none yet)', '',
-                      _mixed_note(mixed_pairs(recs)), '',
+                      mixed_pairs_note(recs), '',
                       '## Clean baselines so far', '',
                       regime_frame(recs).to_markdown() if recs else '(none yet)', ''])
     atomic_write(base/'progress.md', lambda tmp: Path(tmp).write_text(text))
