@@ -26,8 +26,8 @@ from .models import MODEL_VERSION
 # %% auto 0
 __all__ = ['ADDED_FIELDS', 'RunSpec', 'record_spec', 'prepare_data', 'build', 'git_state', 'environment', 'efficiency', 'Trained',
            'train_spec', 'provenance', 'run', 'robust_accuracy', 'result_path', 'model_path', 'NotReproducedWarning',
-           'restore_model', 'load_model', 'RunsFailedError', 'sweep', 'load_results', 'records_frame', 'pair_key',
-           'matches', 'quiet_latency_pass']
+           'restored_path', 'restore_model', 'load_model', 'RunsFailedError', 'sweep', 'load_results', 'records_frame',
+           'pair_key', 'matches', 'quiet_latency_pass']
 
 # %% ../nbs/07_experiment.ipynb 6
 ADDED_FIELDS = dict(valid_frac=0., select=None, augment=None, lr_schedule='none', data_config={}, speed={}, clip_grad=None)
@@ -195,8 +195,19 @@ def _error_path(results_dir, spec): return Path(results_dir)/f'{spec.key}.error.
 class NotReproducedWarning(UserWarning):
     "A retrained model does not give the accuracy its result record holds."
 
+def restored_path(models_dir, spec:RunSpec): return Path(models_dir)/f'{spec.key}.restored.json'
+
+def _check_restored(note:dict, stacklevel:int=3):
+    "Warn (`NotReproducedWarning`) when a retrained model's accuracy (`note`, as `restore_model` writes it) differs from its record's."
+    acc, was = note['accuracy'], note['record_accuracy']
+    if abs(acc - was) > 1e-9:
+        warnings.warn(f"{note['key']}: the retrained model's accuracy {acc:.4f} differs from its record's {was:.4f} "
+                      f"(other hardware or library versions change float sums; retrained on {note['host']}); the analysis "
+                      f"uses the retrained weights", NotReproducedWarning, stacklevel=stacklevel)
+
 def restore_model(spec:RunSpec, models_dir, record:dict=None, root=None):
-    "Retrain `spec` (runs are deterministic) and save its weights in `models_dir`; warn if `record`'s accuracy differs."
+    """Retrain `spec` (runs are deterministic) and save its weights in `models_dir`; with `record`, write beside them
+    (`restored_path`) the retrained and the recorded accuracy, and warn if they differ."""
     threads = torch.get_num_threads()
     want = (record or {}).get('env', {}).get('cpu_threads')           # the record's thread count: same float sums
     if want: torch.set_num_threads(want)
@@ -204,19 +215,21 @@ def restore_model(spec:RunSpec, models_dir, record:dict=None, root=None):
     finally: torch.set_num_threads(threads)
     atomic_write(model_path(models_dir, spec), lambda tmp: torch.save(model.state_dict(), tmp))
     if record:
-        acc, was = evaluate(model, test, device=device)['accuracy'], record['metrics']['accuracy']
-        if abs(acc - was) > 1e-9:
-            warnings.warn(f"{spec.key}: the retrained model's accuracy {acc:.4f} differs from its record's {was:.4f} "
-                          f"(other hardware or library versions change float sums); the analysis uses the retrained "
-                          f"weights", NotReproducedWarning, stacklevel=2)
+        note = dict(key=spec.key, accuracy=evaluate(model, test, device=device)['accuracy'], record_accuracy=record['metrics']['accuracy'],
+                    host=platform.node(), threads=want or threads, torch=torch.__version__,
+                    restored=datetime.now(timezone.utc).isoformat(timespec='seconds'))
+        write_json_atomic(note, restored_path(models_dir, spec))
+        _check_restored(note)
     return model_path(models_dir, spec)
 
 def load_model(spec:RunSpec, models_dir, root=None, record:dict=None, retrain:bool=True):
-    "The model trained by `spec` from `models_dir` (in eval mode) and the spec's test set; missing weights are retrained (`restore_model`)."
+    """The model trained by `spec` from `models_dir` (in eval mode) and the spec's test set; missing weights are retrained
+    (`restore_model`). Weights retrained earlier (a `restored_path` note beside them) warn again if they did not reproduce."""
     p = model_path(models_dir, spec)
     if not p.exists():
         if not retrain: raise FileNotFoundError(f"{p} does not exist; pass retrain=True, or run `sweep([spec], results_dir, models_dir={str(models_dir)!r})` first")
         restore_model(spec, models_dir, record, root)
+    elif restored_path(models_dir, spec).exists(): _check_restored(read_json(restored_path(models_dir, spec)))
     train, test, _ = prepare_data(spec, root)
     model = build(spec, train)
     model.load_state_dict(torch.load(p, map_location='cpu', weights_only=True))
