@@ -216,10 +216,8 @@ def restore_model(spec:RunSpec, models_dir, record:dict=None, root=None):
     atomic_write(model_path(models_dir, spec), lambda tmp: torch.save(model.state_dict(), tmp))
     if record:
         note = dict(key=spec.key, accuracy=evaluate(model, test, device=device)['accuracy'], record_accuracy=record['metrics']['accuracy'],
-                    host=platform.node(), threads=want or threads, torch=torch.__version__,
-                    restored=datetime.now(timezone.utc).isoformat(timespec='seconds'))
-        write_json_atomic(note, restored_path(models_dir, spec))
-        _check_restored(note)
+                    host=platform.node(), threads=want or threads, torch=torch.__version__, restored=datetime.now(timezone.utc).isoformat(timespec='seconds'))
+        write_json_atomic(note, restored_path(models_dir, spec)); _check_restored(note)
     return model_path(models_dir, spec)
 
 def load_model(spec:RunSpec, models_dir, root=None, record:dict=None, retrain:bool=True):
