@@ -154,7 +154,8 @@ class SwitchFFN(HiddenBlock, nn.Module):
         moe = x2.new_zeros(len(x2), self.out_features)
         for i, e in enumerate(self.experts):
             rows = ((expert == i) & kept).nonzero().squeeze(1)
-            if len(rows): moe = moe.index_add(0, rows, probs[rows, i, None] * e(x2[rows]))   # p_i(x) E_i(x), kept tokens only
+            # p_i(x) E_i(x), kept tokens only, summed in x's dtype (under bf16 autocast an expert computes in bf16)
+            if len(rows): moe = moe.index_add(0, rows, (probs[rows, i, None] * e(x2[rows])).to(moe.dtype))
         self._aux = self.aux_weight * load_balancing_loss(probs, expert[:, None], self.n_experts)   # alpha E sum f_i P_i
         self.last_routing = dict(expert=expert, kept=kept)
         return F.relu(self.skip(x2) + moe).reshape(*x.shape[:-1], self.out_features)   # a = phi(S x + MoE(x))
