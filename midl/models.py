@@ -182,7 +182,7 @@ PAPER_BACKBONES = dict(
     cifar10=dict(backbone='cnn', channels=(32, (64, 64), (128, 128)), hidden=(512, 512)),
     cifar100=dict(backbone='cnn', channels=(36, (72, 72), (144, 144)), hidden=(512, 512)),
     svhn=dict(backbone='cnn', channels=(32, (64, 64), (128, 128)), hidden=(256, 256)),
-    imdb=dict(backbone='lstm', embed_dim=128, lstm_hidden=128, hidden=(128,), readout='max'))  # readout: results/paper/pilot
+    imdb=dict(backbone='lstm', embed_dim=128, lstm_hidden=128, hidden=(128,), readout='max'))  # readout: results/full/pilot
 PAPER_DATA = dict(imdb=dict(max_len=428))           # loader options that set the backbone's cost
 
 def paper_backbone(dataset:str) -> dict:

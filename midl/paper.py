@@ -16,8 +16,8 @@ __all__ = ['PAPER', 'DISPLAY', 'BASELINE', 'TABLE4_ROWS', 'TABLE6_ROWS', 'INCONS
            'CLAIMS', 'DERIVED', 'VERDICTS', 'paper_table', 'baseline_name', 'model_name', 'side_by_side', 'with_paper',
            'efficiency_with_paper', 'paper_in_cells', 'seed_key', 'paired_deltas', 'paper_difference', 't_interval',
            'brier_range', 'brier_forms', 'top_label_brier', 'Claim', 'claim_deltas', 'claim_row', 'verdict_table',
-           'verdict_counts', 'verdict_counts_by_setting', 'verdicts_markdown', 'verdicts_by_setting_markdown',
-           'verdict_rule_markdown', 'plot_claims']
+           'verdict_counts', 'verdict_counts_by_setting', 'not_run_reason', 'verdicts_markdown',
+           'verdicts_by_setting_markdown', 'verdict_rule_markdown', 'plot_claims']
 
 # %% ../nbs/07a_paper.ipynb 6
 _T8 = """MNIST|MLP + Dropout|97.7|97.7|100.0|15.2|3.4|120|72.1
@@ -405,16 +405,31 @@ def verdict_counts_by_setting(verdicts:pd.DataFrame, column:str='verdict'):
 # %% ../nbs/07a_paper.ipynb 39
 def _with_unit(text:str, unit:str): return f'{text} {unit}' if unit else text
 
+def _data_here(display:str, root=None) -> bool:
+    "Whether the data cache (or the embedded set) holds the dataset shown as `display`."
+    from midl.data import data_available
+    name = {v: k for k, v in DISPLAY.items()}.get(display)
+    return name is not None and data_available(name, root)
+
+def not_run_reason(verdicts:pd.DataFrame, root=None) -> pd.Series:
+    "Why each claim without runs (n = 0) has none: it needs a GPU; its data is not in the data cache at `root`; or its data is here and this run left it out (the run plan's CPU budget, or the datasets chosen). '' where it ran."
+    ds = verdicts.claim.str.split(r'[,:]', n=1).str[0]                  # each claim starts with its dataset's display name
+    here = {d for d in ds.unique() if _data_here(d, root)} | set(ds[verdicts.n > 0])
+    gpu = verdicts.setting_reason.fillna('').str.contains('GPU')
+    why = np.where(gpu, 'needs a GPU', np.where(ds.isin(here), 'left out of this run', 'data not in the offline cache'))
+    return pd.Series(why, index=verdicts.index).where(verdicts.n == 0, '')
+
 def verdicts_markdown(verdicts:pd.DataFrame):
     "The verdict table as Markdown: setting, our mean with its 90 % interval, the paper's difference and the margin in the claim's unit, both verdicts."
     def ours(r):
         if not r.n: return 'n/a'
         ci = '' if pd.isna(r.ci_low) or r.ci_low == r.ci_high else f' [{r.ci_low:+.3g}, {r.ci_high:+.3g}]'
         return _with_unit(f'{r.mean:+.3g}{ci}', r.unit)
+    why = not_run_reason(verdicts)
     def note(r):
         if r.counted_at and r.verdict != 'not run here': return f'{r.verdict}; counted at “{r.counted_at}”'
         if r.verdict == 'inconclusive' and not pd.isna(r.seeds_needed): return f'inconclusive (~{int(r.seeds_needed)} seeds would decide it)'
-        return 'not run here (needs a GPU)' if r.verdict == 'not run here' and 'GPU' in r.setting_reason else r.verdict
+        return f'not run here ({why[r.Index]})' if r.verdict == 'not run here' else r.verdict
     rows = [dict(table=r.table, claim=r.claim, setting=r.setting, kind=r.kind, ours=ours(r), margin=_with_unit(f'{r.margin:g}', r.unit),
                  paper=_with_unit(f'{r.paper:+.3g}', r.unit) + (f' ({r.inconsistency})' if r.inconsistency else ''), seeds=r.n,
                  verdict=note(r), Holm=r.verdict_holm or '—') for r in verdicts.itertuples()]
@@ -429,8 +444,10 @@ def verdicts_by_setting_markdown(verdicts:pd.DataFrame):
     say = lambda t, s: ', '.join(f'{t.loc[s, v]} {v}' for v in VERDICTS)
     parts = [f"{_SETTING_WORDS[s]}, {plain.loc[s, 'claims']} claim{'' if plain.loc[s, 'claims'] == 1 else 's'}: {say(plain, s)} "
              f"(after Holm's adjustment: {say(holm, s)})" for s in SETTINGS]
-    aside = {'fixed by construction': (verdicts.verdict == 'by construction').sum(), 'not run here (data not in the offline cache, or a GPU needed)':
-             (verdicts.verdict == 'not run here').sum(), 'repeating a comparison counted at another row': ((verdicts.counted_at != '') & (verdicts.n > 0)).sum()}
+    idle = not_run_reason(verdicts)[verdicts.verdict == 'not run here'].value_counts()
+    aside = {'fixed by construction': (verdicts.verdict == 'by construction').sum(),
+             **{f'not run here ({why})': n for why, n in idle.items()},
+             'repeating a comparison counted at another row': ((verdicts.counted_at != '') & (verdicts.n > 0)).sum()}
     return (f"Of the {plain.claims.sum()} claims we could test, each counted once: " + '; '.join(parts)
             + '. Not counted: ' + ', '.join(f'{n} {k}' for k, n in aside.items()) + '.')
 

@@ -12,7 +12,7 @@ from .files import atomic_write
 from .experiment import matches, pair_key
 from .paper import DISPLAY, baseline_name, model_name, with_paper, verdict_counts, verdicts_markdown, paired_deltas, t_interval
 from .paper import INCONSISTENCIES, verdict_counts_by_setting, verdicts_by_setting_markdown, verdict_rule_markdown
-from .paper import paper_table, paper_in_cells, verdict_table
+from .paper import paper_table, paper_in_cells, verdict_table, not_run_reason
 
 # %% auto 0
 __all__ = ['SMI_COLUMNS', 'TABLE5_SETTINGS', 'save_table', 'save_figure', 'table_frame', 'metric', 'publish', 'mark_not_run',
@@ -207,9 +207,8 @@ def claims_markdown(verdicts:pd.DataFrame, table_no:int):
         verdict = r.verdict + (f' (Holm: {r.verdict_holm})' if r.verdict_holm and r.verdict_holm != r.verdict else '')
         rows.append({'claim': r.claim, 'seeds': r.n, 'ours [90 % CI]': ours, 'paper': paper, 'verdict': verdict})
     out = pd.DataFrame(rows, columns=['claim', 'seeds', 'ours [90 % CI]', 'paper', 'verdict']).to_markdown(index=False) if rows else ''
-    gpu = v.setting_reason.str.contains('GPU')
-    idle = {'data not in the offline cache': ((v.n == 0) & ~gpu).sum(), 'needs a GPU': ((v.n == 0) & gpu).sum()}
-    idle = ', '.join(f'{n} ({why})' for why, n in idle.items() if n)
+    why = not_run_reason(verdicts)[v.index]                                  # judged on every table's claims
+    idle = ', '.join(f'{n} ({w})' for w, n in why[v.n == 0].value_counts().items())
     return out + (f'\n\nNot run here: {idle}.' if idle else '')
 
 
@@ -330,7 +329,8 @@ def time_budget(records) -> pd.DataFrame:
     return g.astype({'runs': int}).round(3)
 
 # %% ../nbs/08a_tables.ipynb 32
-def efficiency_rows(settings, input_shape=(3, 32, 32), n_classes=10, batch=64, repeats=30, device='cpu', seed=0, warmup=10):
+def efficiency_rows(settings, input_shape=(3, 32, 32), n_classes=10, batch=64, repeats=30, device='cpu', seed=0, warmup=10,
+                    model_config=None): # backbone options shared by every row, e.g. `paper_backbone('cifar10')`
     "One row of FLOPs/latency/memory per `(name, layer, config)` in `settings`, measured at batch `batch`."
     import torch
     from midl.models import build_model
@@ -338,7 +338,7 @@ def efficiency_rows(settings, input_shape=(3, 32, 32), n_classes=10, batch=64, r
     models = {}
     for name, layer, cfg in settings:
         torch.manual_seed(seed)
-        models[name] = build_model(input_shape=input_shape, n_classes=n_classes, layer=layer, **cfg).to(device).eval()
+        models[name] = build_model(input_shape=input_shape, n_classes=n_classes, layer=layer, **(model_config or {}), **cfg).to(device).eval()
     x1 = torch.rand(1, *input_shape, device=device); xb = torch.rand(batch, *input_shape, device=device)
     timed = dict(zip(models, time_round_robin(list(models.values()), xb, warmup, repeats)))   # no model profits from its turn
     rows = []

@@ -1,4 +1,4 @@
-"""The IMDB recipe pilot declared in results/paper/pilot/README.md: three one-option changes to the seed-0 dense run.
+"""The IMDB recipe pilot declared in results/full/pilot/README.md: three one-option changes to the seed-0 dense run.
 
 Runs them one after another on one thread (the re-run sweep has the other core) and prints only validation accuracy."""
 import sys, dataclasses, torch
@@ -16,7 +16,7 @@ def pilot_specs():
 
 if __name__ == '__main__':
     torch.set_num_threads(1)
-    out = sys.argv[1] if len(sys.argv) > 1 else 'results/paper/pilot/runs'
+    out = sys.argv[1] if len(sys.argv) > 1 else 'results/full/pilot/runs'
     for name, s in pilot_specs().items():
         rec, = sweep([s], out, workers=1, strict=True)
         best = max(h['valid_acc'] for h in rec['history'] if 'valid_acc' in h)
